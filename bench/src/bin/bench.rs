@@ -1,0 +1,909 @@
+//! Orchestrator: runs every (workload, contender) pair in interleaved rounds, collects
+//! the load generator's JSON, and writes `REPORT.md`, SVG charts and `raw.jsonl`.
+//!
+//! Usually started by `bench/run.sh`; `bench --help` lists the options.
+
+use blitz_io_bench::{median, proc_cpu_secs, proc_rss_bytes, Args, Json, Val};
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const ALL_CONTENDERS: &[&str] = &["blitz-mt", "blitz-ct", "tokio-mt", "tokio-ct", "mio", "smol"];
+
+const HELP: &str = "bench [--quick] [--rounds N] [--duration SECS] [--warmup SECS]
+      [--contenders a,b,...] [--workloads a,b,...] [--idle-conns N] [--no-strace]
+      [--bin-dir DIR] [--out DIR] [--repo DIR]
+contenders: blitz-mt blitz-ct tokio-mt tokio-ct mio smol
+workloads:  echo-64-c1 echo-64-c50 echo-64-c500 echo-16k-c50 http-c50 udp-64 unix-64-c1
+            churn-c16 idle-mem rt-spawn rt-pingpong rt-timers";
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    /// server workload, loadgen workload, conns, size
+    Net(&'static str, &'static str, usize, usize),
+    Http(usize),
+    Idle,
+    Rt(&'static str),
+}
+
+struct Wl {
+    name: &'static str,
+    title: &'static str,
+    kind: Kind,
+}
+
+fn workloads() -> Vec<Wl> {
+    use Kind::*;
+    vec![
+        Wl { name: "echo-64-c1", title: "TCP echo ping-pong, 64 B, 1 connection", kind: Net("echo", "echo", 1, 64) },
+        Wl { name: "echo-64-c50", title: "TCP echo ping-pong, 64 B, 50 connections", kind: Net("echo", "echo", 50, 64) },
+        Wl { name: "echo-64-c500", title: "TCP echo ping-pong, 64 B, 500 connections", kind: Net("echo", "echo", 500, 64) },
+        Wl { name: "echo-16k-c50", title: "TCP echo ping-pong, 16 KiB, 50 connections", kind: Net("echo", "echo", 50, 16384) },
+        Wl { name: "http-c50", title: "HTTP/1.1 keep-alive hello world, 50 connections", kind: Http(50) },
+        Wl { name: "udp-64", title: "UDP ping-pong, 64 B datagrams, 1 socket", kind: Net("udp", "udp", 1, 64) },
+        Wl { name: "unix-64-c1", title: "Unix-stream echo ping-pong, 64 B, 1 connection", kind: Net("unix", "unix", 1, 64) },
+        Wl { name: "churn-c16", title: "Connection churn (connect, 64 B round trip, close), 16 in flight", kind: Net("echo", "churn", 16, 64) },
+        Wl { name: "idle-mem", title: "Memory: RSS per idle connection", kind: Idle },
+        Wl { name: "rt-spawn", title: "Runtime: spawn + join, per task", kind: Rt("spawn") },
+        Wl { name: "rt-pingpong", title: "Runtime: two-task wake ping-pong, per round trip", kind: Rt("pingpong") },
+        Wl { name: "rt-timers", title: "Runtime: 10,000 concurrent timers (CPU per timer)", kind: Rt("timers") },
+    ]
+}
+
+fn single_threaded(c: &str) -> bool {
+    !c.ends_with("-mt")
+}
+
+/// The tokio contender of the same flavour, for ratios.
+fn tokio_peer(c: &str) -> &'static str {
+    if single_threaded(c) {
+        "tokio-ct"
+    } else {
+        "tokio-mt"
+    }
+}
+
+struct Cfg {
+    bin: PathBuf,
+    out: PathBuf,
+    repo: PathBuf,
+    quick: bool,
+    rounds: usize,
+    duration: f64,
+    warmup: f64,
+    idle_conns: usize,
+    rt_n: usize,
+    strace: bool,
+    wrk: Option<String>,
+    contenders: Vec<String>,
+}
+
+#[derive(Clone)]
+struct Rec {
+    workload: String,
+    contender: String,
+    round: usize,
+    j: Json,
+}
+
+fn main() {
+    let a = Args::parse();
+    if a.flag("help") || a.flag("h") {
+        println!("{HELP}");
+        return;
+    }
+    let quick = a.flag("quick");
+    let exe_dir = std::env::current_exe().ok().and_then(|p| p.parent().map(|p| p.to_path_buf())).unwrap_or_default();
+    let bin = PathBuf::from(a.str_or("bin-dir", &exe_dir.to_string_lossy()));
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let out = PathBuf::from(a.str_or("out", &manifest.join("results").to_string_lossy()));
+    let repo = PathBuf::from(a.str_or("repo", &manifest.join("..").to_string_lossy()));
+    let built_blitz = cfg!(feature = "blitz");
+    let mut contenders: Vec<String> = match a.get("contenders") {
+        Some(s) => s.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        None => ALL_CONTENDERS.iter().map(|s| s.to_string()).collect(),
+    };
+    if !built_blitz {
+        let before = contenders.len();
+        contenders.retain(|c| !c.starts_with("blitz"));
+        if contenders.len() != before {
+            eprintln!("[bench] built without the `blitz` feature: blitz contenders skipped");
+        }
+    }
+    for c in &contenders {
+        if !ALL_CONTENDERS.contains(&c.as_str()) {
+            eprintln!("unknown contender {c}\n{HELP}");
+            std::process::exit(2);
+        }
+    }
+    let wl_filter: Option<Vec<String>> = a.get("workloads").map(|s| s.split(',').map(|s| s.trim().to_string()).collect());
+    let wls: Vec<Wl> = workloads()
+        .into_iter()
+        .filter(|w| wl_filter.as_ref().map_or(true, |f| f.iter().any(|x| x == w.name)))
+        .collect();
+    let wrk = which("wrk");
+    let cfg = Cfg {
+        bin,
+        out,
+        repo,
+        quick,
+        rounds: a.num("rounds", if quick { 1 } else { 3 }),
+        duration: a.num("duration", if quick { 1.0 } else { 4.0 }),
+        warmup: a.num("warmup", if quick { 0.3 } else { 1.0 }),
+        idle_conns: a.num("idle-conns", if quick { 2000 } else { 10_000 }),
+        rt_n: a.num("rt-n", if quick { 50_000 } else { 200_000 }),
+        strace: !a.flag("no-strace") && which("strace").is_some(),
+        wrk,
+        contenders,
+    };
+    std::fs::create_dir_all(&cfg.out).expect("create output dir");
+    let _ = std::fs::create_dir_all("/tmp/bench");
+    let started = Instant::now();
+    let raw_path = cfg.out.join("raw.jsonl");
+    let mut raw = std::fs::File::create(&raw_path).expect("raw.jsonl");
+    let mut recs: Vec<Rec> = Vec::new();
+    eprintln!(
+        "[bench] contenders: {} | {} rounds x {} workloads | duration {}s warmup {}s | wrk: {} | strace: {}",
+        cfg.contenders.join(","),
+        cfg.rounds,
+        wls.len(),
+        cfg.duration,
+        cfg.warmup,
+        cfg.wrk.is_some(),
+        cfg.strace
+    );
+    for round in 0..cfg.rounds {
+        for w in &wls {
+            // interleave: A B C in round 0, B C A in round 1, ...
+            let cs: Vec<&String> = (0..cfg.contenders.len())
+                .map(|i| &cfg.contenders[(i + round) % cfg.contenders.len()])
+                .filter(|c| !(matches!(w.kind, Kind::Rt(_)) && c.as_str() == "mio"))
+                .collect();
+            for c in cs {
+                let t = Instant::now();
+                let j = match run_one(&cfg, w, c, round) {
+                    Ok(j) => j,
+                    Err(e) => Json::new().str("error", e),
+                };
+                let mut line = j.clone();
+                line.set("bench_workload", Val::Str(w.name.to_string()));
+                line.set("contender", Val::Str(c.clone()));
+                line.set("round", Val::Num(round as f64));
+                let _ = writeln!(raw, "{}", line.to_line());
+                eprintln!("[bench] r{round} {:<13} {:<9} {} ({:.1}s)", w.name, c, summary(w, &j), t.elapsed().as_secs_f64());
+                recs.push(Rec { workload: w.name.to_string(), contender: c.clone(), round, j });
+                std::thread::sleep(Duration::from_millis(150));
+            }
+        }
+    }
+    // system calls per round trip (short traced runs, not part of the timed rounds)
+    let mut sys: Vec<(String, String, Json)> = Vec::new();
+    if cfg.strace {
+        let sw: Vec<&str> = if quick { vec!["echo-64-c1"] } else { vec!["echo-64-c1", "echo-64-c50"] };
+        for wn in sw {
+            let Some(w) = workloads().into_iter().find(|w| w.name == wn) else { continue };
+            for c in &cfg.contenders {
+                match strace_run(&cfg, &w, c) {
+                    Ok(j) => {
+                        eprintln!(
+                            "[bench] strace {wn} {c}: {:.2} syscalls/rt",
+                            j.get_num("syscalls_per_rt").unwrap_or(f64::NAN)
+                        );
+                        let mut line = j.clone();
+                        line.set("bench_workload", Val::Str(format!("strace-{wn}")));
+                        line.set("contender", Val::Str(c.clone()));
+                        let _ = writeln!(raw, "{}", line.to_line());
+                        sys.push((wn.to_string(), c.clone(), j));
+                    }
+                    Err(e) => eprintln!("[bench] strace {wn} {c}: {e}"),
+                }
+            }
+        }
+    }
+    let total = started.elapsed();
+    let report = write_report(&cfg, &wls, &recs, &sys, total);
+    std::fs::write(cfg.out.join("REPORT.md"), &report).expect("write REPORT.md");
+    write_charts(&cfg, &wls, &recs);
+    eprintln!("[bench] done in {:.0}s: {}", total.as_secs_f64(), cfg.out.join("REPORT.md").display());
+    print!("{report}");
+}
+
+fn summary(w: &Wl, j: &Json) -> String {
+    if let Some(e) = j.get_str("error") {
+        return format!("ERROR {e}");
+    }
+    let n = |k: &str| j.get_num(k).unwrap_or(f64::NAN);
+    match w.kind {
+        Kind::Idle => format!("{:.0} B/conn ({} conns)", n("bytes_per_conn"), n("established")),
+        Kind::Rt(_) => format!("{:.1} ns/op", n("ns_per_op")),
+        _ => format!(
+            "{:.0}/s p50 {:.1}us p99 {:.1}us err {} srv {:.2}us/op lg {:.2}us/op",
+            n("rps"),
+            n("p50_us"),
+            n("p99_us"),
+            n("errors"),
+            n("server_cpu_us_per_rt"),
+            n("loadgen_cpu_us_per_rt")
+        ),
+    }
+}
+
+fn which(p: &str) -> Option<String> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    path.split(':').map(|d| Path::new(d).join(p)).find(|f| f.is_file()).map(|f| f.to_string_lossy().into_owned())
+}
+
+// ---------------------------------------------------------------------------------------
+// Running one measurement.
+// ---------------------------------------------------------------------------------------
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(cfg: &Cfg, contender: &str, workload: &str, tag: &str) -> Result<Server, String> {
+    let path = format!("/tmp/bench/{}-{tag}.sock", std::process::id());
+    let _ = std::fs::remove_file(&path);
+    let mut cmd = Command::new(cfg.bin.join("server"));
+    cmd.args(["--contender", contender, "--workload", workload, "--addr", "127.0.0.1:0", "--path", &path]);
+    cmd.arg("--exit-on-stdin-eof");
+    if single_threaded(contender) {
+        cmd.args(["--cpu", "1"]);
+    }
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    let mut child = cmd.spawn().map_err(|e| format!("spawn server: {e}"))?;
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = r.read_line(&mut line);
+        let _ = tx.send(line);
+        // keep draining so the server never blocks on a full pipe
+        let mut sink = Vec::new();
+        let _ = r.read_to_end(&mut sink);
+    });
+    let mut srv = Server { child, addr: String::new() };
+    match rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(l) if l.starts_with("READY ") => {
+            srv.addr = l["READY ".len()..].trim().to_string();
+            Ok(srv)
+        }
+        Ok(l) => Err(format!("server did not start: {:?}", l.trim())),
+        Err(_) => Err("server did not print READY within 10 s".into()),
+    }
+}
+
+/// Runs a command to completion with a time limit; returns its stdout.
+fn run_cmd(mut cmd: Command, limit: Duration) -> Result<String, String> {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    let mut child = cmd.spawn().map_err(|e| format!("spawn {:?}: {e}", cmd.get_program()))?;
+    let mut stdout = child.stdout.take().unwrap();
+    let h = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let t = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if t.elapsed() > limit => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("{:?} timed out after {:?}", cmd.get_program(), limit));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(h.join().unwrap_or_default())
+}
+
+fn last_json(out: &str) -> Result<Json, String> {
+    out.lines()
+        .rev()
+        .find_map(|l| Json::parse(l))
+        .ok_or_else(|| format!("no JSON in output: {:?}", out.chars().take(300).collect::<String>()))
+}
+
+fn loadgen_cmd(cfg: &Cfg, srv: &Server, lw: &str, conns: usize, size: usize, dur: f64, warm: f64) -> Command {
+    let mut cmd = Command::new(cfg.bin.join("loadgen"));
+    cmd.args(["--workload", lw, "--cpu", "0"]);
+    if lw == "unix" {
+        cmd.args(["--path", &srv.addr]);
+    } else {
+        cmd.args(["--addr", &srv.addr]);
+    }
+    cmd.args(["--conns", &conns.to_string(), "--size", &size.to_string()]);
+    cmd.args(["--duration", &dur.to_string(), "--warmup", &warm.to_string()]);
+    cmd.args(["--server-pid", &srv.child.id().to_string()]);
+    cmd
+}
+
+fn run_one(cfg: &Cfg, w: &Wl, c: &str, round: usize) -> Result<Json, String> {
+    let tag = format!("{}-{c}-{round}", w.name);
+    let limit = Duration::from_secs_f64(cfg.duration + cfg.warmup + 60.0);
+    match w.kind {
+        Kind::Net(sw, lw, conns, size) => {
+            let srv = start_server(cfg, c, sw, &tag)?;
+            let cmd = loadgen_cmd(cfg, &srv, lw, conns, size, cfg.duration, cfg.warmup);
+            let j = last_json(&run_cmd(cmd, limit)?)?;
+            if let Some(e) = j.get_str("error") {
+                return Err(e.to_string());
+            }
+            Ok(j)
+        }
+        Kind::Http(conns) => {
+            let srv = start_server(cfg, c, "http", &tag)?;
+            let mut j = match &cfg.wrk {
+                Some(wrk) => wrk_run(cfg, wrk, &srv, conns)?,
+                None => {
+                    let cmd = loadgen_cmd(cfg, &srv, "http", conns, 64, cfg.duration, cfg.warmup);
+                    last_json(&run_cmd(cmd, limit)?)?
+                }
+            };
+            if round == 0 {
+                // pipelining check: 16 pipelined requests per write, every response byte verified
+                let mut cmd = loadgen_cmd(cfg, &srv, "http", 4, 64, 0.3, 0.0);
+                cmd.args(["--pipeline", "16"]);
+                let p = last_json(&run_cmd(cmd, limit)?)?;
+                let perr = p.get_num("errors").unwrap_or(1.0) + p.get_num("dead_conns").unwrap_or(0.0);
+                let ok = perr == 0.0 && p.get_num("round_trips").unwrap_or(0.0) > 0.0;
+                j.set("pipeline_check", Val::Str(if ok { "ok".into() } else { format!("FAILED ({perr} errors)") }));
+            }
+            Ok(j)
+        }
+        Kind::Idle => idle_run(cfg, c, &tag),
+        Kind::Rt(b) => {
+            let mut cmd = Command::new(cfg.bin.join("rtbench"));
+            cmd.args(["--contender", c, "--bench", b]);
+            if b != "timers" {
+                cmd.args(["--n", &cfg.rt_n.to_string()]);
+            }
+            if single_threaded(c) {
+                cmd.args(["--cpu", "1"]);
+            }
+            last_json(&run_cmd(cmd, Duration::from_secs(120))?)
+        }
+    }
+}
+
+fn wrk_run(cfg: &Cfg, wrk: &str, srv: &Server, conns: usize) -> Result<Json, String> {
+    let script = "/tmp/bench/wrk-report.lua";
+    std::fs::write(
+        script,
+        r#"done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('{"requests":%d,"duration_us":%d,"bytes":%d,"p50_us":%.1f,"p90_us":%.1f,"p99_us":%.1f,"p999_us":%.1f,"max_us":%.1f,"mean_us":%.1f,"errors":%d}\n',
+    summary.requests, summary.duration, summary.bytes, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency:percentile(99.9), latency.max, latency.mean,
+    e.connect + e.read + e.write + e.status + e.timeout))
+end
+"#,
+    )
+    .map_err(|e| e.to_string())?;
+    let url = format!("http://{}/", srv.addr);
+    let mk = |secs: u64| {
+        let mut cmd = Command::new("taskset");
+        cmd.args(["-c", "0", wrk, "-t1", "-c", &conns.to_string(), "-d", &format!("{secs}s"), "-s", script, &url]);
+        cmd
+    };
+    if cfg.warmup >= 0.5 {
+        run_cmd(mk(cfg.warmup.round().max(1.0) as u64), Duration::from_secs(60))?;
+    }
+    let secs = cfg.duration.round().max(1.0) as u64;
+    let cpu0 = proc_cpu_secs(srv.child.id());
+    let out = run_cmd(mk(secs), Duration::from_secs(secs + 60))?;
+    let cpu1 = proc_cpu_secs(srv.child.id());
+    let w = last_json(&out)?;
+    let req = w.get_num("requests").unwrap_or(0.0);
+    let dur = w.get_num("duration_us").unwrap_or(1.0) / 1e6;
+    let mut j = Json::new()
+        .str("workload", "http")
+        .str("loadgen", "wrk")
+        .num("conns", conns as f64)
+        .num("duration_s", dur)
+        .num("round_trips", req)
+        .num("rps", req / dur)
+        .num("mb_s", w.get_num("bytes").unwrap_or(0.0) / dur / 1e6);
+    for k in ["p50_us", "p90_us", "p99_us", "p999_us", "max_us", "mean_us", "errors"] {
+        j = j.num(k, w.get_num(k).unwrap_or(f64::NAN));
+    }
+    if let (Some(a), Some(b)) = (cpu0, cpu1) {
+        j = j.num("server_cpu_s", b - a).num("server_cpu_us_per_rt", if req > 0.0 { (b - a) * 1e6 / req } else { 0.0 });
+    }
+    Ok(j)
+}
+
+fn idle_run(cfg: &Cfg, c: &str, tag: &str) -> Result<Json, String> {
+    let srv = start_server(cfg, c, "echo", tag)?;
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = srv.child.id();
+    let rss0 = proc_rss_bytes(pid).ok_or("no RSS")?;
+    let mut cmd = Command::new(cfg.bin.join("loadgen"));
+    cmd.args(["--workload", "idle", "--cpu", "0", "--addr", &srv.addr, "--conns", &cfg.idle_conns.to_string(), "--size", "64"]);
+    cmd.args(["--hold", "120"]);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    let mut lg = cmd.spawn().map_err(|e| format!("spawn loadgen: {e}"))?;
+    let stdout = lg.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = r.read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(Duration::from_secs(90));
+    let res = (|| {
+        let line = line.map_err(|_| "idle loadgen did not report within 90 s".to_string())?;
+        let j = Json::parse(&line).ok_or_else(|| format!("bad idle output {line:?}"))?;
+        std::thread::sleep(Duration::from_millis(500));
+        let rss1 = proc_rss_bytes(pid).ok_or("no RSS")?;
+        let est = j.get_num("established").unwrap_or(0.0);
+        Ok::<Json, String>(
+            j.num("rss_before", rss0 as f64)
+                .num("rss_after", rss1 as f64)
+                .num("bytes_per_conn", if est > 0.0 { (rss1 as f64 - rss0 as f64) / est } else { f64::NAN }),
+        )
+    })();
+    drop(lg.stdin.take());
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(10) {
+        if let Ok(Some(_)) = lg.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = lg.kill();
+    let _ = lg.wait();
+    drop(srv);
+    res
+}
+
+fn strace_run(cfg: &Cfg, w: &Wl, c: &str) -> Result<Json, String> {
+    let Kind::Net(sw, lw, conns, size) = w.kind else { return Err("not a net workload".into()) };
+    let srv = start_server(cfg, c, sw, &format!("strace-{}-{c}", w.name))?;
+    let outf = format!("/tmp/bench/strace-{}-{c}.txt", w.name);
+    let _ = std::fs::remove_file(&outf);
+    let mut st = Command::new("strace")
+        .args(["-c", "-f", "-q", "-o", &outf, "-p", &srv.child.id().to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("spawn strace: {e}"))?;
+    std::thread::sleep(Duration::from_millis(500));
+    let dur = if cfg.quick { 0.5 } else { 1.5 };
+    let cmd = loadgen_cmd(cfg, &srv, lw, conns, size, dur, 0.0);
+    let j = last_json(&run_cmd(cmd, Duration::from_secs(60))?);
+    unsafe {
+        libc::kill(st.id() as i32, libc::SIGINT);
+    }
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(10) {
+        if let Ok(Some(_)) = st.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = st.kill();
+    let _ = st.wait();
+    drop(srv);
+    let j = j?;
+    let rts = j.get_num("total_round_trips").unwrap_or(0.0);
+    let text = std::fs::read_to_string(&outf).map_err(|e| format!("strace output: {e}"))?;
+    // rows: % time, seconds, usecs/call, calls, [errors], syscall
+    let mut rows: Vec<(String, f64)> = Vec::new();
+    let mut total = None;
+    for l in text.lines() {
+        let t: Vec<&str> = l.split_whitespace().collect();
+        if t.len() < 5 || t[0].starts_with('%') || t[0].starts_with('-') {
+            continue;
+        }
+        let Ok(calls) = t[3].parse::<f64>() else { continue };
+        let name = t[t.len() - 1].to_string();
+        if name == "total" {
+            total = Some(calls);
+        } else {
+            rows.push((name, calls));
+        }
+    }
+    let total = total.ok_or("no total line in strace output")?;
+    rows.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap());
+    let top: Vec<String> =
+        rows.iter().take(4).map(|(n, c)| format!("{n} {:.2}", if rts > 0.0 { c / rts } else { 0.0 })).collect();
+    Ok(Json::new()
+        .num("round_trips", rts)
+        .num("syscalls", total)
+        .num("syscalls_per_rt", if rts > 0.0 { total / rts } else { f64::NAN })
+        .str("top", top.join(", ")))
+}
+
+// ---------------------------------------------------------------------------------------
+// Report.
+// ---------------------------------------------------------------------------------------
+
+struct Metric {
+    key: &'static str,
+}
+
+fn primary(w: &Wl) -> Metric {
+    match w.kind {
+        Kind::Idle => Metric { key: "bytes_per_conn" },
+        Kind::Rt(_) => Metric { key: "ns_per_op" },
+        _ => Metric { key: "rps" },
+    }
+}
+
+fn vals(recs: &[Rec], w: &str, c: &str, k: &str) -> Vec<f64> {
+    recs.iter()
+        .filter(|r| r.workload == w && r.contender == c)
+        .filter_map(|r| r.j.get_num(k))
+        .filter(|v| v.is_finite())
+        .collect()
+}
+
+/// Median over rounds of (contender / reference) from the same round.
+fn ratio(recs: &[Rec], w: &str, c: &str, reference: &str, k: &str) -> Option<f64> {
+    let mut rs = Vec::new();
+    for r in recs.iter().filter(|r| r.workload == w && r.contender == c) {
+        let Some(a) = r.j.get_num(k) else { continue };
+        if let Some(b) = recs
+            .iter()
+            .find(|x| x.workload == w && x.contender == reference && x.round == r.round)
+            .and_then(|x| x.j.get_num(k))
+        {
+            if b != 0.0 && a.is_finite() && b.is_finite() {
+                rs.push(a / b);
+            }
+        }
+    }
+    median(&rs)
+}
+
+fn fmt_num(v: f64) -> String {
+    if !v.is_finite() {
+        "–".into()
+    } else if v.abs() >= 100_000.0 {
+        format!("{:.0}k", v / 1000.0)
+    } else if v.abs() >= 1000.0 {
+        format!("{:.0}", v)
+    } else if v.abs() >= 100.0 {
+        format!("{:.0}", v)
+    } else if v.abs() >= 10.0 {
+        format!("{:.1}", v)
+    } else {
+        format!("{:.2}", v)
+    }
+}
+
+fn med(recs: &[Rec], w: &str, c: &str, k: &str) -> String {
+    median(&vals(recs, w, c, k)).map(fmt_num).unwrap_or_else(|| "–".into())
+}
+
+fn commit_of(repo: &Path) -> String {
+    let git = repo.join(".git");
+    let gitdir = if git.is_file() {
+        std::fs::read_to_string(&git)
+            .ok()
+            .and_then(|s| s.strip_prefix("gitdir:").map(|p| repo.join(p.trim())))
+            .unwrap_or(git)
+    } else {
+        git
+    };
+    let Ok(head) = std::fs::read_to_string(gitdir.join("HEAD")) else { return "unknown".into() };
+    let head = head.trim();
+    let Some(r) = head.strip_prefix("ref:") else { return head.chars().take(12).collect() };
+    let r = r.trim();
+    let mut dirs = vec![gitdir.clone()];
+    if let Ok(common) = std::fs::read_to_string(gitdir.join("commondir")) {
+        dirs.push(gitdir.join(common.trim()));
+    }
+    for d in &dirs {
+        if let Ok(h) = std::fs::read_to_string(d.join(r)) {
+            return format!("{} ({r})", h.trim().chars().take(12).collect::<String>());
+        }
+        if let Ok(p) = std::fs::read_to_string(d.join("packed-refs")) {
+            if let Some(l) = p.lines().find(|l| l.ends_with(r)) {
+                return format!("{} ({r})", l.chars().take(12).collect::<String>());
+            }
+        }
+    }
+    format!("none yet ({r} has no commit)")
+}
+
+fn cmd_out(p: &str, args: &[&str]) -> String {
+    Command::new(p)
+        .args(args)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_else(|| "unknown".into());
+    let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| s.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<f64>().unwrap_or(0.0)))
+        .map(|kb| format!("{:.1} GiB", kb / 1048576.0))
+        .unwrap_or_default();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
+    format!("{cpu}, {ncpu} CPUs, {mem} RAM, Linux {kernel}, {}", cmd_out("rustc", &["--version"]))
+}
+
+fn write_report(cfg: &Cfg, wls: &[Wl], recs: &[Rec], sys: &[(String, String, Json)], total: Duration) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# blitz-io benchmark report\n");
+    let _ = writeln!(s, "- date: {}", cmd_out("date", &["-u", "+%Y-%m-%d %H:%M:%S UTC"]));
+    let _ = writeln!(s, "- commit: {}", commit_of(&cfg.repo));
+    let _ = writeln!(s, "- machine: {}", machine());
+    let _ = writeln!(
+        s,
+        "- configuration: {} mode, {} round(s), {} s measured after {} s warm-up per run, contenders interleaved \
+         (rotated start each round); {} idle connections for the memory test; run took {:.0} s",
+        if cfg.quick { "quick" } else { "full" },
+        cfg.rounds,
+        cfg.duration,
+        cfg.warmup,
+        cfg.idle_conns,
+        total.as_secs_f64()
+    );
+    let _ = writeln!(
+        s,
+        "- contenders: {}. `-mt` = multi-thread runtime with 2 workers, `-ct` = current-thread; `mio` = hand-written \
+         single-threaded mio event loop; `smol` = async-executor + async-io on one thread. Same code shape \
+         everywhere: task per connection, TCP_NODELAY, 16 KiB read buffer, read then write_all.",
+        cfg.contenders.join(", ")
+    );
+    let _ = writeln!(
+        s,
+        "- pinning: single-threaded servers on CPU 1, load generator on CPU 0; multi-thread servers unpinned \
+         (2 cores: they share CPU 0 with the load generator)."
+    );
+    let _ = writeln!(
+        s,
+        "- load generator: `loadgen` (one thread; blocking socket for 1 connection, mio loop otherwise; verifies \
+         every byte; HdrHistogram latencies). HTTP: {}.",
+        match &cfg.wrk {
+            Some(w) => format!("`wrk -t1 -c50` ({}) pinned to CPU 0, plus a 16-deep pipelining check by `loadgen` in round 0", w),
+            None => "wrk not installed: `loadgen --workload http` (one request in flight per connection)".to_string(),
+        }
+    );
+    let _ = writeln!(
+        s,
+        "- ratios: per-round ratio to the same-flavour tokio (`-mt` → tokio-mt, single-threaded → tokio-ct) and to \
+         `mio` from the same round, then the median over rounds. For throughput >1 is better; for ns/op and \
+         bytes/conn <1 is better.\n- CPU µs/op: server (and load generator) user+system CPU over the measured interval \
+         divided by round trips; from /proc/<pid>/stat (10 ms tick resolution).\n"
+    );
+    let _ = writeln!(s, "Charts: [throughput](throughput.svg), [p99 latency](latency_p99.svg), [runtime & memory](runtime.svg). Raw data: `raw.jsonl`.\n");
+
+    for w in wls {
+        let m = primary(w);
+        let _ = writeln!(s, "## {} (`{}`)\n", w.title, w.name);
+        match w.kind {
+            Kind::Net(..) | Kind::Http(_) => {
+                let unit = if w.name.starts_with("churn") { "conns/s" } else { "req/s" };
+                let _ = writeln!(
+                    s,
+                    "| contender | {unit} median | min–max | ×tokio | ×mio | p50 µs | p99 µs | p99.9 µs | server CPU µs/op | loadgen CPU µs/op | errors |"
+                );
+                let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+            }
+            Kind::Idle => {
+                let _ = writeln!(s, "| contender | bytes/conn median | min–max | ×tokio | ×mio | RSS before | RSS after | established |");
+                let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
+            }
+            Kind::Rt(b) => {
+                let extra = if b == "timers" { " late p50 µs | late p99 µs | elapsed ms |" } else { " CPU ns/op |" };
+                let _ = writeln!(s, "| contender | ns/op median | min–max | ×tokio |{extra}");
+                let _ = writeln!(s, "|---|---:|---:|---:|{}", if b == "timers" { "---:|---:|---:|" } else { "---:|" });
+            }
+        }
+        for c in &cfg.contenders {
+            if matches!(w.kind, Kind::Rt(_)) && c == "mio" {
+                continue;
+            }
+            let v = vals(recs, w.name, c, m.key);
+            let errs: Vec<&str> = recs
+                .iter()
+                .filter(|r| r.workload == w.name && r.contender == *c)
+                .filter_map(|r| r.j.get_str("error"))
+                .collect();
+            if v.is_empty() {
+                let _ = writeln!(s, "| {c} | failed: {} |", errs.first().copied().unwrap_or("no data").replace('|', "/"));
+                continue;
+            }
+            let mn = v.iter().cloned().fold(f64::INFINITY, f64::min);
+            let mx = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let rt = ratio(recs, w.name, c, tokio_peer(c), m.key).map(|r| format!("{r:.2}")).unwrap_or("–".into());
+            let rm = ratio(recs, w.name, c, "mio", m.key).map(|r| format!("{r:.2}")).unwrap_or("–".into());
+            let range = format!("{}–{}", fmt_num(mn), fmt_num(mx));
+            let medv = median(&v).map(fmt_num).unwrap_or_default();
+            match w.kind {
+                Kind::Net(..) | Kind::Http(_) => {
+                    let errors: f64 = vals(recs, w.name, c, "errors").iter().sum::<f64>()
+                        + vals(recs, w.name, c, "dead_conns").iter().sum::<f64>()
+                        + errs.len() as f64;
+                    let mut errcell = format!("{errors:.0}");
+                    let lost: f64 = vals(recs, w.name, c, "lost").iter().sum();
+                    if lost > 0.0 {
+                        errcell += &format!(" ({lost} lost)");
+                    }
+                    if let Some(p) = recs
+                        .iter()
+                        .find(|r| r.workload == w.name && r.contender == *c)
+                        .and_then(|r| r.j.get_str("pipeline_check"))
+                    {
+                        errcell += &format!(", pipelining {p}");
+                    }
+                    let _ = writeln!(
+                        s,
+                        "| {c} | {medv} | {range} | {rt} | {rm} | {} | {} | {} | {} | {} | {errcell} |",
+                        med(recs, w.name, c, "p50_us"),
+                        med(recs, w.name, c, "p99_us"),
+                        med(recs, w.name, c, "p999_us"),
+                        med(recs, w.name, c, "server_cpu_us_per_rt"),
+                        med(recs, w.name, c, "loadgen_cpu_us_per_rt"),
+                    );
+                }
+                Kind::Idle => {
+                    let mib = |k: &str| median(&vals(recs, w.name, c, k)).map(|v| format!("{:.1} MiB", v / 1048576.0)).unwrap_or("–".into());
+                    let _ = writeln!(
+                        s,
+                        "| {c} | {medv} | {range} | {rt} | {rm} | {} | {} | {} |",
+                        mib("rss_before"),
+                        mib("rss_after"),
+                        med(recs, w.name, c, "established")
+                    );
+                }
+                Kind::Rt(b) => {
+                    if b == "timers" {
+                        let _ = writeln!(
+                            s,
+                            "| {c} | {medv} | {range} | {rt} | {} | {} | {} |",
+                            med(recs, w.name, c, "late_p50_us"),
+                            med(recs, w.name, c, "late_p99_us"),
+                            med(recs, w.name, c, "elapsed_ms")
+                        );
+                    } else {
+                        let _ = writeln!(s, "| {c} | {medv} | {range} | {rt} | {} |", med(recs, w.name, c, "cpu_ns_per_op"));
+                    }
+                }
+            }
+        }
+        s.push('\n');
+    }
+    if !sys.is_empty() {
+        let _ = writeln!(s, "## System calls per round trip (server, `strace -c -f`, separate short run)\n");
+        let _ = writeln!(s, "| workload | contender | syscalls/rt | top syscalls (per rt) |");
+        let _ = writeln!(s, "|---|---|---:|---|");
+        for (w, c, j) in sys {
+            let _ = writeln!(
+                s,
+                "| {w} | {c} | {} | {} |",
+                j.get_num("syscalls_per_rt").map(|v| format!("{v:.2}")).unwrap_or("–".into()),
+                j.get_str("top").unwrap_or("")
+            );
+        }
+        s.push('\n');
+    } else {
+        let _ = writeln!(s, "System calls per round trip: not measured (strace missing or `--no-strace`).\n");
+    }
+    s
+}
+
+// ---------------------------------------------------------------------------------------
+// SVG charts: small multiples of horizontal bars, one panel per workload.
+// ---------------------------------------------------------------------------------------
+
+fn color(c: &str) -> &'static str {
+    match c {
+        "blitz-mt" => "#d62728",
+        "blitz-ct" => "#ff9896",
+        "tokio-mt" => "#1f77b4",
+        "tokio-ct" => "#aec7e8",
+        "mio" => "#2ca02c",
+        "smol" => "#9467bd",
+        _ => "#7f7f7f",
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// panels: (title, [(contender, value)])
+fn svg_panels(title: &str, panels: &[(String, Vec<(String, f64)>)]) -> String {
+    let cols = 2;
+    let pw = 460.0;
+    let bar_h = 16.0;
+    let maxn = panels.iter().map(|p| p.1.len()).max().unwrap_or(1) as f64;
+    let ph = 34.0 + maxn * (bar_h + 4.0) + 10.0;
+    let rows = panels.len().div_ceil(cols).max(1);
+    let width = pw * cols as f64 + 20.0;
+    let height = 40.0 + ph * rows as f64;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">"#
+    );
+    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(s, r#"<text x="10" y="24" font-size="15" font-weight="bold">{}</text>"#, esc(title));
+    for (i, (pt, bars)) in panels.iter().enumerate() {
+        let x0 = 10.0 + (i % cols) as f64 * pw;
+        let y0 = 40.0 + (i / cols) as f64 * ph;
+        let _ = writeln!(s, r#"<text x="{}" y="{}" font-weight="bold">{}</text>"#, x0, y0 + 14.0, esc(pt));
+        let maxv = bars.iter().map(|b| b.1).filter(|v| v.is_finite()).fold(0.0f64, f64::max).max(1e-12);
+        let label_w = 70.0;
+        let bar_w = pw - label_w - 90.0;
+        for (k, (c, v)) in bars.iter().enumerate() {
+            let y = y0 + 24.0 + k as f64 * (bar_h + 4.0);
+            let w = if v.is_finite() { (v / maxv * bar_w).max(1.0) } else { 0.0 };
+            let _ = writeln!(s, r#"<text x="{}" y="{}">{}</text>"#, x0, y + 12.0, esc(c));
+            let _ = writeln!(
+                s,
+                r#"<rect x="{}" y="{}" width="{w:.1}" height="{bar_h}" fill="{}"/>"#,
+                x0 + label_w,
+                y,
+                color(c)
+            );
+            let _ = writeln!(s, r#"<text x="{:.1}" y="{}">{}</text>"#, x0 + label_w + w + 4.0, y + 12.0, fmt_num(*v));
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+fn write_charts(cfg: &Cfg, wls: &[Wl], recs: &[Rec]) {
+    let panel = |w: &Wl, key: &str, unit: &str| -> Option<(String, Vec<(String, f64)>)> {
+        let bars: Vec<(String, f64)> = cfg
+            .contenders
+            .iter()
+            .filter_map(|c| median(&vals(recs, w.name, c, key)).map(|v| (c.clone(), v)))
+            .collect();
+        (!bars.is_empty()).then(|| (format!("{} ({unit})", w.name), bars))
+    };
+    let net: Vec<&Wl> = wls.iter().filter(|w| matches!(w.kind, Kind::Net(..) | Kind::Http(_))).collect();
+    let tp: Vec<_> = net
+        .iter()
+        .filter_map(|w| panel(w, "rps", if w.name.starts_with("churn") { "conns/s" } else { "req/s" }))
+        .collect();
+    let lat: Vec<_> = net.iter().filter_map(|w| panel(w, "p99_us", "p99 µs")).collect();
+    let rt: Vec<_> = wls
+        .iter()
+        .filter_map(|w| match w.kind {
+            Kind::Rt(_) => panel(w, "ns_per_op", "ns/op"),
+            Kind::Idle => panel(w, "bytes_per_conn", "bytes/conn"),
+            _ => None,
+        })
+        .collect();
+    let files = [
+        ("throughput.svg", "Throughput, median over rounds (higher is better)", tp),
+        ("latency_p99.svg", "p99 latency, median over rounds (lower is better)", lat),
+        ("runtime.svg", "Runtime micro-benchmarks and memory (lower is better)", rt),
+    ];
+    for (f, t, p) in files {
+        if !p.is_empty() {
+            let _ = std::fs::write(cfg.out.join(f), svg_panels(t, &p));
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! `Evented<T>`: a non-blocking socket plus its registration; the one readiness loop.
+//!
+//! # Registration
+//!
+//! A socket registers with a driver the first time something has to *wait* on it (a
+//! future, a `poll_*`), not when it is created: `try_*` calls never need a driver, so a
+//! program that only uses them on plain threads starts no runtime machinery. The driver is
+//! the current runtime's, or the fallback driver outside a runtime. The registration is
+//! kept in a `OnceLock`; a mutex serialises only the one-time initialisation.
+//!
+//! # The three forms of one operation
+//!
+//! * `try_io`: run the call once; `WouldBlock` becomes `Ok(None)` and clears the cached
+//!   readiness (so `readable().await` followed by `try_read` never spins).
+//! * `poll_io`: the poll-based loop (`ready? → call → WouldBlock? clear, again`) with the
+//!   per-direction waker slot; for `&mut` callers and the `poll_*` methods that adapters
+//!   (futures-io, tokio-io, hyper) will use.
+//! * `async_io`: the same loop as a future on `&self`, using the waiter list, so any
+//!   number of tasks may wait on one socket. Cancel safe: the operation runs only inside
+//!   a single poll, so a dropped future has done nothing or everything.
+//!
+//! Each completed operation spends one unit of the task's cooperative budget.
+//!
+//! # Caveats
+//!
+//! Two tasks *reading* the same stream through `poll_*` (the slot) replace each other's
+//! waker: that is a misuse (as with `AsyncRead`); use `&self` futures or split halves.
+//!
+//! # Drop
+//!
+//! The socket is deregistered from epoll and its token freed *before* the descriptor is
+//! closed, so a recycled descriptor number can never receive this socket's events.
+
+use std::future::Future;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::task::{ready, Context, Poll};
+
+use crate::io::{Interest, Ready};
+use crate::runtime::coop;
+use crate::runtime::io::driver::{shutdown_error, Registration};
+use crate::runtime::io::{Direction, ReadyEvent};
+
+/// A non-blocking socket and its (lazy) driver registration.
+pub(crate) struct Evented<T: AsRawFd> {
+    io: Option<T>,
+    reg: OnceLock<Registration>,
+    init: Mutex<()>,
+}
+
+impl<T: AsRawFd> std::fmt::Debug for Evented<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Evented")
+            .field("fd", &self.io.as_ref().map(|io| io.as_raw_fd()))
+            .field("registered", &self.reg.get().is_some())
+            .finish()
+    }
+}
+
+impl<T: AsRawFd> Evented<T> {
+    /// Wraps `io`, which must already be in non-blocking mode.
+    pub(crate) fn new(io: T) -> Evented<T> {
+        Evented { io: Some(io), reg: OnceLock::new(), init: Mutex::new(()) }
+    }
+
+    /// The socket.
+    #[inline]
+    pub(crate) fn get(&self) -> &T {
+        match &self.io {
+            Some(io) => io,
+            // `io` is only taken in `into_inner`, which consumes `self`.
+            None => unreachable!("Evented used after into_inner"),
+        }
+    }
+
+    /// The registration, made on first use.
+    fn registration(&self) -> io::Result<&Registration> {
+        if let Some(r) = self.reg.get() {
+            return Ok(r);
+        }
+        let _g = self.init.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(r) = self.reg.get() {
+            return Ok(r);
+        }
+        let driver = crate::runtime::context::driver()?;
+        let reg = driver.register(self.get().as_raw_fd())?;
+        Ok(self.reg.get_or_init(|| reg))
+    }
+
+    /// Clears readiness after a `WouldBlock` seen at `ev`.
+    #[inline]
+    fn clear(&self, ev: ReadyEvent) {
+        if let Some(r) = self.reg.get() {
+            r.io.clear_readiness(ev);
+        }
+    }
+
+    /// Clears every readiness bit of `interest` (used by `try_*` on `WouldBlock`): the
+    /// next wait will sleep until the driver reports a new edge.
+    fn clear_interest(&self, interest: Interest) {
+        if let Some(r) = self.reg.get() {
+            // Observe the current tick, then clear with it: if an edge arrives in between
+            // the tick changes and the clear is skipped, which is the safe direction.
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            for dir in directions(interest) {
+                if let Poll::Ready(ev) = r.io.poll_ready_peek(&mut cx, dir) {
+                    r.io.clear_readiness(ev);
+                }
+            }
+        }
+    }
+
+    /// Runs `f` once: `Ok(None)` on `WouldBlock` (and the cached readiness is cleared).
+    #[inline]
+    pub(crate) fn try_io<R>(&self, interest: Interest, f: impl FnOnce(&T) -> io::Result<R>) -> io::Result<Option<R>> {
+        match f(self.get()) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.clear_interest(interest);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Waits (slot-based) until the socket is ready for `dir`.
+    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<io::Result<ReadyEvent>> {
+        let reg = self.registration()?;
+        let ev = ready!(reg.io.poll_ready(cx, dir));
+        if ev.is_shutdown {
+            return Poll::Ready(Err(shutdown_error()));
+        }
+        Poll::Ready(Ok(ev))
+    }
+
+    /// The poll-based readiness loop: runs `f` when ready, retries after `WouldBlock`.
+    ///
+    /// `drained(&result)` may say that the call consumed all readiness (a short read on a
+    /// stream); readiness is then cleared without paying for an extra `EAGAIN` call.
+    #[inline]
+    pub(crate) fn poll_io<R>(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        mut f: impl FnMut(&T) -> io::Result<R>,
+        drained: impl Fn(&R) -> bool,
+    ) -> Poll<io::Result<R>> {
+        ready!(coop::poll_proceed(cx));
+        loop {
+            let ev = ready!(self.poll_ready(cx, dir))?;
+            match f(self.get()) {
+                Ok(v) => {
+                    if drained(&v) {
+                        self.clear(ev);
+                    }
+                    coop::spend();
+                    return Poll::Ready(Ok(v));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.clear(ev),
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    /// The readiness loop as a future on `&self` (waiter list: many tasks may wait).
+    pub(crate) fn async_io<'a, R, F>(&'a self, interest: Interest, f: F) -> AsyncIo<'a, T, F>
+    where
+        F: FnMut(&T) -> io::Result<R>,
+    {
+        AsyncIo { ev: self, interest, key: None, f }
+    }
+
+    /// Waits until the socket has any readiness in `interest`.
+    pub(crate) async fn ready(&self, interest: Interest) -> io::Result<Ready> {
+        let mut fut = Readiness { ev: self, interest, key: None };
+        std::future::poll_fn(|cx| Pin::new(&mut fut).poll_inner(cx).map_ok(|e| e.ready)).await
+    }
+
+    /// Deregisters and returns the socket.
+    pub(crate) fn into_inner(mut self) -> T {
+        self.deregister();
+        match self.io.take() {
+            Some(io) => io,
+            None => unreachable!("Evented::into_inner called twice"),
+        }
+    }
+
+    fn deregister(&mut self) {
+        if let (Some(reg), Some(io)) = (self.reg.take(), self.io.as_ref()) {
+            reg.driver.deregister(io.as_raw_fd(), &reg);
+        }
+    }
+}
+
+fn directions(interest: Interest) -> impl Iterator<Item = Direction> {
+    let r = interest.is_readable().then_some(Direction::Read);
+    let w = interest.is_writable().then_some(Direction::Write);
+    r.into_iter().chain(w)
+}
+
+impl<T: AsRawFd> Drop for Evented<T> {
+    fn drop(&mut self) {
+        self.deregister();
+    }
+}
+
+/// Future of [`Evented::ready`]: waits on the waiter list.
+struct Readiness<'a, T: AsRawFd> {
+    ev: &'a Evented<T>,
+    interest: Interest,
+    key: Option<usize>,
+}
+
+impl<T: AsRawFd> Readiness<'_, T> {
+    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<ReadyEvent>> {
+        let reg = self.ev.registration()?;
+        let ev = ready!(reg.io.poll_waiter(cx, self.interest, &mut self.key));
+        if let Some(k) = self.key.take() {
+            reg.io.remove_waiter(k);
+        }
+        if ev.is_shutdown {
+            return Poll::Ready(Err(shutdown_error()));
+        }
+        Poll::Ready(Ok(ev))
+    }
+}
+
+impl<T: AsRawFd> Drop for Readiness<'_, T> {
+    fn drop(&mut self) {
+        if let (Some(k), Some(reg)) = (self.key.take(), self.ev.reg.get()) {
+            reg.io.remove_waiter(k);
+        }
+    }
+}
+
+/// Future of [`Evented::async_io`].
+pub(crate) struct AsyncIo<'a, T: AsRawFd, F> {
+    ev: &'a Evented<T>,
+    interest: Interest,
+    key: Option<usize>,
+    f: F,
+}
+
+impl<T: AsRawFd, F> Unpin for AsyncIo<'_, T, F> {}
+
+impl<T: AsRawFd, R, F: FnMut(&T) -> io::Result<R>> Future for AsyncIo<'_, T, F> {
+    type Output = io::Result<R>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<R>> {
+        ready!(coop::poll_proceed(cx));
+        let this = &mut *self;
+        loop {
+            let reg = this.ev.registration()?;
+            let ev = ready!(reg.io.poll_waiter(cx, this.interest, &mut this.key));
+            if ev.is_shutdown {
+                return Poll::Ready(Err(shutdown_error()));
+            }
+            match (this.f)(this.ev.get()) {
+                Ok(v) => {
+                    if let Some(k) = this.key.take() {
+                        reg.io.remove_waiter(k);
+                    }
+                    coop::spend();
+                    return Poll::Ready(Ok(v));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => reg.io.clear_readiness(ev),
+                Err(e) => {
+                    if let Some(k) = this.key.take() {
+                        reg.io.remove_waiter(k);
+                    }
+                    return Poll::Ready(Err(e));
+                }
+            }
+        }
+    }
+}
+
+impl<T: AsRawFd, F> Drop for AsyncIo<'_, T, F> {
+    fn drop(&mut self) {
+        if let (Some(k), Some(reg)) = (self.key.take(), self.ev.reg.get()) {
+            reg.io.remove_waiter(k);
+        }
+    }
+}

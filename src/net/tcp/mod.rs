@@ -1,0 +1,5 @@
+//! TCP.
+
+mod options;
+
+pub use options::Keepalive;

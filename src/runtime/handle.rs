@@ -1,0 +1,145 @@
+//! [`Handle`]: a cloneable reference to a runtime, usable from any thread.
+
+use std::fmt;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use super::blocking::BlockingSpawner;
+use super::io::Driver;
+use super::scheduler::Scheduler;
+use crate::task::owned::OwnedTasks;
+use crate::task::{JoinError, JoinHandle, Runnable, TaskMeta};
+
+/// A handle to a runtime: spawn onto it, or block on a future inside it, from any thread.
+///
+/// Obtained from [`Runtime::handle`](super::Runtime::handle) or [`Handle::current`].
+/// A handle does not keep the runtime alive: once the runtime is dropped, spawning through
+/// the handle yields tasks that are cancelled at once.
+///
+/// # Examples
+///
+/// ```
+/// let rt = blitz_io::runtime::Runtime::new().unwrap();
+/// let handle = rt.handle().clone();
+/// let t = std::thread::spawn(move || handle.block_on(async { 1 + 1 }));
+/// assert_eq!(t.join().unwrap(), 2);
+/// ```
+#[derive(Clone)]
+pub struct Handle {
+    pub(crate) inner: Arc<HandleInner>,
+}
+
+pub(crate) struct HandleInner {
+    pub(crate) scheduler: Scheduler,
+    pub(crate) driver: Arc<Driver>,
+    pub(crate) blocking: BlockingSpawner,
+    pub(crate) owned: Arc<OwnedTasks>,
+}
+
+/// The error of [`Handle::try_current`]: this thread is not inside a blitz-io runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TryCurrentError(());
+
+impl fmt::Display for TryCurrentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("this thread is not inside a blitz-io runtime (start one with blitz_io::run)")
+    }
+}
+
+impl std::error::Error for TryCurrentError {}
+
+impl Handle {
+    /// The handle of the runtime this thread is in.
+    ///
+    /// # Panics
+    ///
+    /// Panics outside a runtime; [`Handle::try_current`] returns an error instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// blitz_io::run(async {
+    ///     let h = blitz_io::runtime::Handle::current();
+    ///     assert_eq!(h.spawn(async { 5 }).await.unwrap(), 5);
+    /// });
+    /// ```
+    #[track_caller]
+    pub fn current() -> Handle {
+        match Handle::try_current() {
+            Ok(h) => h,
+            Err(e) => panic!("Handle::current: {e}"),
+        }
+    }
+
+    /// The handle of the runtime this thread is in, or an error outside any runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`TryCurrentError`] when the thread is not a worker, a blocking-pool thread, or
+    /// inside `block_on`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(blitz_io::runtime::Handle::try_current().is_err());
+    /// ```
+    pub fn try_current() -> Result<Handle, TryCurrentError> {
+        super::context::current().ok_or(TryCurrentError(()))
+    }
+
+    /// Spawns a task onto this runtime. See [`crate::task::spawn`].
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.inner.scheduler.spawn(&self.inner.owned, future)
+    }
+
+    /// Runs `f` on this runtime's blocking pool. See [`crate::task::spawn_blocking`].
+    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let spawner = self.inner.blocking.clone();
+        let future = async move { catch_unwind(AssertUnwindSafe(f)).map_err(JoinError::panic) };
+        let (runnable, task) = async_task::Builder::new().metadata(TaskMeta::default()).spawn(
+            |_| future,
+            move |r: Runnable| {
+                // A refused job (pool shut down) is dropped with its runnable: the task is
+                // cancelled and its handle reports it.
+                let _ = spawner.spawn(Box::new(move || {
+                    r.run();
+                }));
+            },
+        );
+        runnable.schedule();
+        JoinHandle::unowned(task)
+    }
+
+    /// Runs `future` to completion on the current thread, inside this runtime's context.
+    ///
+    /// On a multi-thread runtime spawned tasks keep running on the workers meanwhile. On a
+    /// current-thread runtime this thread drives the runtime (its tasks, I/O and timers)
+    /// unless another thread already does.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the future panics.
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        let _guard = super::context::enter(self.clone());
+        self.inner.scheduler.block_on(&self.inner.driver, future)
+    }
+
+    pub(crate) fn driver(&self) -> &Arc<Driver> {
+        &self.inner.driver
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle").field("flavor", &self.inner.scheduler.flavor()).finish()
+    }
+}

@@ -1,0 +1,255 @@
+//! [`Driver`]: the OS poller, the registration table and the timer wheel of one runtime
+//! (or of the fallback thread).
+//!
+//! # Who turns it
+//!
+//! The driver has no thread of its own. A thread that is about to sleep calls
+//! [`Parker::park`](crate::runtime::park::Parker::park), which tries to take the driver's
+//! core (`try_lock`): the winner sleeps in `epoll_wait` with a timeout set by the next
+//! timer, the others sleep on their condvars. [`Driver::unpark`] (a `mio::Waker`) makes
+//! `epoll_wait` return. The fallback driver has one thread that does nothing else.
+//!
+//! # Tokens and the event-after-deregister hazard
+//!
+//! Each registration gets a slot in a slab; the mio token packs the slot index with the
+//! slot's generation. Deregistering removes the socket from epoll and then frees the slot,
+//! bumping its generation. An event that a concurrent turn harvested before the removal
+//! still carries the old token; at dispatch the generation no longer matches (or the slot
+//! is empty) and the event is dropped. So no event is ever delivered to a freed or reused
+//! registration. (mio's RUSTSEC-2024-0019 was exactly such a stale event.) All of this is
+//! safe code: the slab holds `Arc<ScheduledIo>`, never raw pointers.
+//!
+//! # A turn
+//!
+//! 1. Ask the time wheel for the next deadline; publish it (`TimeHandle::park_timeout`) so a
+//!    timer inserted meanwhile with an earlier deadline unparks us.
+//! 2. `epoll_wait` (EINTR is a normal wake-up).
+//! 3. Under the slab lock, map each token to its `ScheduledIo`, set readiness, collect
+//!    wakers.
+//! 4. Advance the wheel to now and collect the wakers of due timers.
+//! 5. Release every lock, then wake (each wake inside `catch_unwind`).
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Events, Poll, Token};
+
+use super::scheduled_io::{wake_all, ScheduledIo};
+use crate::io::Ready;
+use crate::time::driver::TimeHandle;
+
+/// Token of the driver's own waker.
+const WAKE_TOKEN: Token = Token(usize::MAX);
+const INDEX_BITS: u32 = usize::BITS / 2;
+const INDEX_MASK: usize = (1 << INDEX_BITS) - 1;
+const EVENTS_CAPACITY: usize = 1024;
+
+/// The part of the driver only the turning thread touches.
+#[derive(Debug)]
+pub(crate) struct Core {
+    poll: Poll,
+    events: Events,
+    wake: Vec<Waker>,
+}
+
+/// One runtime's I/O and timer driver.
+#[derive(Debug)]
+pub(crate) struct Driver {
+    core: Mutex<Core>,
+    registry: mio::Registry,
+    waker: mio::Waker,
+    slab: Mutex<Slab>,
+    pub(crate) time: TimeHandle,
+    shutdown: AtomicBool,
+}
+
+#[derive(Debug, Default)]
+struct Slab {
+    entries: Vec<Entry>,
+    free: Vec<usize>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    generation: usize,
+    io: Option<Arc<ScheduledIo>>,
+}
+
+/// A socket's registration with a driver: what `Evented` keeps.
+#[derive(Debug)]
+pub(crate) struct Registration {
+    pub(crate) driver: Arc<Driver>,
+    pub(crate) io: Arc<ScheduledIo>,
+    token: Token,
+}
+
+impl Driver {
+    /// A new driver with its own epoll instance.
+    pub(crate) fn new() -> io::Result<Arc<Driver>> {
+        let poll = Poll::new()?;
+        let registry = poll.registry().try_clone()?;
+        let waker = mio::Waker::new(&registry, WAKE_TOKEN)?;
+        Ok(Arc::new(Driver {
+            core: Mutex::new(Core { poll, events: Events::with_capacity(EVENTS_CAPACITY), wake: Vec::new() }),
+            registry,
+            waker,
+            slab: Mutex::new(Slab::default()),
+            time: TimeHandle::new(),
+            shutdown: AtomicBool::new(false),
+        }))
+    }
+
+    fn slab(&self) -> MutexGuard<'_, Slab> {
+        self.slab.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The core, if no other thread is turning the driver.
+    pub(crate) fn try_lock_core(&self) -> Option<MutexGuard<'_, Core>> {
+        match self.core.try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// The core, waiting for it (the fallback thread).
+    pub(crate) fn lock_core(&self) -> MutexGuard<'_, Core> {
+        self.core.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Makes a thread blocked in [`Driver::turn`] return.
+    pub(crate) fn unpark(&self) {
+        // A failed write means the eventfd counter is saturated: a wake-up is pending
+        // anyway, so the error carries no information.
+        let _ = self.waker.wake();
+    }
+
+    /// Whether [`Driver::shutdown`] ran.
+    pub(crate) fn is_shutdown(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+
+    /// Registers `fd` for read and write readiness (edge-triggered).
+    pub(crate) fn register(self: &Arc<Self>, fd: RawFd) -> io::Result<Registration> {
+        if self.is_shutdown() {
+            return Err(shutdown_error());
+        }
+        let io = Arc::new(ScheduledIo::new());
+        let token = {
+            let mut slab = self.slab();
+            let index = match slab.free.pop() {
+                Some(i) => i,
+                None => {
+                    if slab.entries.len() >= INDEX_MASK {
+                        return Err(io::Error::new(io::ErrorKind::OutOfMemory, "too many sockets registered with one driver"));
+                    }
+                    slab.entries.push(Entry { generation: 0, io: None });
+                    slab.entries.len() - 1
+                }
+            };
+            let entry = &mut slab.entries[index];
+            entry.io = Some(io.clone());
+            Token(((entry.generation & INDEX_MASK) << INDEX_BITS) | index)
+        };
+        let interest = mio::Interest::READABLE | mio::Interest::WRITABLE;
+        if let Err(e) = self.registry.register(&mut SourceFd(&fd), token, interest) {
+            self.release(token);
+            return Err(e);
+        }
+        Ok(Registration { driver: self.clone(), io, token })
+    }
+
+    /// Removes `fd` from epoll and frees its token. Call before closing `fd`.
+    pub(crate) fn deregister(&self, fd: RawFd, reg: &Registration) {
+        // Errors here (the fd was already closed or never added) leave nothing to undo.
+        let _ = self.registry.deregister(&mut SourceFd(&fd));
+        self.release(reg.token);
+    }
+
+    fn release(&self, token: Token) {
+        let index = token.0 & INDEX_MASK;
+        let generation = token.0 >> INDEX_BITS;
+        let old = {
+            let mut slab = self.slab();
+            let Some(entry) = slab.entries.get_mut(index) else { return };
+            if entry.generation & INDEX_MASK != generation || entry.io.is_none() {
+                return;
+            }
+            entry.generation = entry.generation.wrapping_add(1);
+            let old = entry.io.take();
+            slab.free.push(index);
+            old
+        };
+        drop(old);
+    }
+
+    /// One turn: wait for events up to `timeout` (or the next timer), dispatch them,
+    /// fire due timers, wake. See the module doc.
+    ///
+    /// `after_wait` runs as soon as `epoll_wait` returns, before any task is woken: the
+    /// parker uses it to mark the thread awake, so that the wakes below neither signal a
+    /// thread that is already running nor pick it as an idle worker.
+    pub(crate) fn turn(&self, core: &mut Core, timeout: Option<Duration>, after_wait: impl FnOnce()) {
+        let timeout = self.time.park_timeout(timeout);
+        let Core { poll, events, wake } = core;
+        let res = poll.poll(events, timeout);
+        self.time.unparked();
+        after_wait();
+        if let Err(e) = res {
+            if e.kind() != io::ErrorKind::Interrupted {
+                // epoll_wait failing for another reason (EBADF, EFAULT) would be a bug;
+                // sleep briefly instead of spinning, and keep serving timers.
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        } else {
+            let slab = self.slab();
+            for ev in events.iter() {
+                let token = ev.token();
+                if token == WAKE_TOKEN {
+                    continue;
+                }
+                let index = token.0 & INDEX_MASK;
+                let generation = token.0 >> INDEX_BITS;
+                if let Some(Entry { generation: g, io: Some(io) }) = slab.entries.get(index) {
+                    if g & INDEX_MASK == generation {
+                        io.set_readiness(Ready::from_mio(ev), wake);
+                    }
+                }
+            }
+        }
+        self.time.process(Instant::now(), wake);
+        wake_all(wake);
+    }
+
+    /// Shuts the driver down: every registered socket's waits complete with an error and
+    /// every timer's task is woken. Idempotent.
+    pub(crate) fn shutdown(&self) {
+        if self.shutdown.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let mut wake = Vec::new();
+        let ios: Vec<Arc<ScheduledIo>> = self.slab().entries.iter().filter_map(|e| e.io.clone()).collect();
+        for io in &ios {
+            io.shutdown(&mut wake);
+        }
+        self.time.shutdown(&mut wake);
+        wake_all(&mut wake);
+        self.unpark();
+    }
+
+    /// Number of live registrations (tests, diagnostics).
+    #[allow(dead_code)]
+    pub(crate) fn num_registered(&self) -> usize {
+        self.slab().entries.iter().filter(|e| e.io.is_some()).count()
+    }
+}
+
+/// The error a wait returns once its driver has shut down.
+pub(crate) fn shutdown_error() -> io::Error {
+    io::Error::other("the blitz-io runtime that drives this socket has shut down")
+}

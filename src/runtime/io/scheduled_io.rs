@@ -1,0 +1,369 @@
+//! The readiness state of one registered socket, shared by the driver and the tasks
+//! that use the socket. Every socket type (TCP, UDP, Unix) goes through this one type.
+//!
+//! # The readiness word
+//!
+//! ```text
+//!  bit  63 ......... 32 | 31 ........ 16 | 15 ..... 5 |    4     | 3 .. 0
+//!       (unused)        |  tick (16 bit)  |  (unused)  | SHUTDOWN | ready bits
+//! ```
+//!
+//! * **ready bits**: [`Ready`] (readable, writable, read closed, write closed). The driver
+//!   ORs in what epoll reported; a task clears a bit when an operation hits
+//!   `WouldBlock`.
+//! * **tick**: bumped by the driver on every event for this socket.
+//! * **SHUTDOWN**: the driver is gone; every wait completes with an error.
+//!
+//! # Why the tick
+//!
+//! mio is edge-triggered: an event is delivered once, when readiness appears. A task that
+//! saw "readable", tried `recv`, and got `WouldBlock`, must clear the bit so it waits for
+//! the next edge. But the next edge may have arrived between the task's check and its
+//! clear: clearing then would erase it and the task would sleep with data waiting (a lost
+//! wake-up). So [`ReadyEvent`] carries the tick the task saw, and
+//! [`ScheduledIo::clear_readiness`] clears only if the tick is unchanged. A clear with a
+//! stale tick does nothing, and the task retries the operation.
+//!
+//! # Waiters
+//!
+//! Two kinds of waiter, both under one mutex:
+//!
+//! * **slots** (`reader`, `writer`): one waker per direction, for the `poll_*` methods,
+//!   whose caller has `&mut` access (a `read(&mut self)`, an `AsyncRead` adapter, a read
+//!   half). A second poller of the same direction replaces the first waker, the same
+//!   contract as `AsyncRead`.
+//! * **list**: any number of waiters with their own interest, for futures on `&self`
+//!   (`readable()`, `UdpSocket::recv_from`). Several tasks waiting on one socket are all
+//!   woken. Each future owns its entry (a slab key) and removes it when dropped.
+//!
+//! # Protocol (no lost wake-up)
+//!
+//! Driver: (1) set the ready bits and bump the tick (atomic RMW), then (2) lock the
+//! waiters, take every waker whose interest intersects the new bits, unlock, and wake
+//! them.
+//!
+//! Task: (a) load the word; if ready, done. Otherwise (b) lock the waiters, store the
+//! waker, (c) load the word again under the lock; if ready, done, else return `Pending`.
+//!
+//! If the driver's (1) happens before the task's (c), the task sees the bits in (c). If
+//! after, the driver's (2) takes the lock after the task's (b) released it and finds the
+//! waker. Either way the task is not left asleep with readiness set.
+//!
+//! Wakers are woken after the lock is released, each inside `catch_unwind`, so a waker
+//! that panics cannot stop the driver or poison the lock.
+
+use std::sync::atomic::{AtomicUsize, Ordering::AcqRel, Ordering::Acquire};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+
+use crate::io::{Interest, Ready};
+
+const READY_MASK: usize = 0b1111;
+const SHUTDOWN: usize = 1 << 4;
+const TICK_SHIFT: usize = 16;
+const TICK_MASK: usize = 0xffff << TICK_SHIFT;
+
+/// Readiness observed by a task, with the tick it was observed at.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ReadyEvent {
+    pub(crate) ready: Ready,
+    pub(crate) tick: u16,
+    pub(crate) is_shutdown: bool,
+}
+
+/// Which waker slot a `poll_ready` caller uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Read,
+    Write,
+}
+
+impl Direction {
+    fn interest(self) -> Interest {
+        match self {
+            Direction::Read => Interest::READABLE,
+            Direction::Write => Interest::WRITABLE,
+        }
+    }
+}
+
+/// Readiness and waiters of one registered socket.
+#[derive(Debug)]
+pub(crate) struct ScheduledIo {
+    /// The packed word described in the module doc.
+    readiness: AtomicUsize,
+    waiters: Mutex<Waiters>,
+}
+
+#[derive(Debug, Default)]
+struct Waiters {
+    reader: Option<Waker>,
+    writer: Option<Waker>,
+    list: Vec<ListEntry>,
+    free: Vec<usize>,
+}
+
+#[derive(Debug)]
+enum ListEntry {
+    Waiting { interest: Interest, waker: Option<Waker> },
+    Free,
+}
+
+impl ScheduledIo {
+    /// A new registration. It starts readable and writable so the first operation runs
+    /// the system call at once instead of waiting for the registration's first event.
+    pub(crate) fn new() -> ScheduledIo {
+        ScheduledIo {
+            readiness: AtomicUsize::new((Ready::READABLE | Ready::WRITABLE).as_usize()),
+            waiters: Mutex::new(Waiters::default()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Waiters> {
+        self.waiters.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn event(word: usize, interest: Interest) -> ReadyEvent {
+        ReadyEvent {
+            ready: Ready::from_usize(word & READY_MASK).intersection(interest),
+            tick: ((word & TICK_MASK) >> TICK_SHIFT) as u16,
+            is_shutdown: word & SHUTDOWN != 0,
+        }
+    }
+
+    /// The readiness for `interest` now, if any (or shutdown).
+    fn ready_now(&self, interest: Interest) -> Option<ReadyEvent> {
+        let ev = Self::event(self.readiness.load(Acquire), interest);
+        (ev.is_shutdown || !ev.ready.is_empty()).then_some(ev)
+    }
+
+    /// Driver side: ORs `ready` into the word, bumps the tick, and collects the wakers of
+    /// the waiters it satisfies into `wake` (woken by the caller, outside any lock).
+    pub(crate) fn set_readiness(&self, ready: Ready, wake: &mut Vec<Waker>) {
+        let _ = self.readiness.fetch_update(AcqRel, Acquire, |cur| {
+            let tick = ((cur & TICK_MASK) >> TICK_SHIFT).wrapping_add(1) & 0xffff;
+            Some((cur & !TICK_MASK) | (tick << TICK_SHIFT) | ready.as_usize())
+        });
+        self.collect_wakers(ready, wake);
+    }
+
+    fn collect_wakers(&self, ready: Ready, wake: &mut Vec<Waker>) {
+        let mut w = self.lock();
+        if ready.is_readable() {
+            wake.extend(w.reader.take());
+        }
+        if ready.is_writable() {
+            wake.extend(w.writer.take());
+        }
+        for entry in &mut w.list {
+            if let ListEntry::Waiting { interest, waker } = entry {
+                if !ready.intersection(*interest).is_empty() {
+                    wake.extend(waker.take());
+                }
+            }
+        }
+    }
+
+    /// Marks the socket's driver as gone and wakes every waiter.
+    pub(crate) fn shutdown(&self, wake: &mut Vec<Waker>) {
+        self.readiness.fetch_or(SHUTDOWN, AcqRel);
+        self.collect_wakers(Ready::ALL, wake);
+    }
+
+    /// Clears the bits of `event` if no new event arrived since it was observed.
+    ///
+    /// Closed bits are never cleared: a closed side stays closed.
+    pub(crate) fn clear_readiness(&self, event: ReadyEvent) {
+        let clear = event.ready.without(Ready::READ_CLOSED | Ready::WRITE_CLOSED);
+        let _ = self.readiness.fetch_update(AcqRel, Acquire, |cur| {
+            let tick = ((cur & TICK_MASK) >> TICK_SHIFT) as u16;
+            (tick == event.tick).then_some(cur & !clear.as_usize())
+        });
+    }
+
+    /// The current readiness for `dir` (with its tick) without registering a waker.
+    pub(crate) fn poll_ready_peek(&self, _cx: &mut Context<'_>, dir: Direction) -> Poll<ReadyEvent> {
+        match self.ready_now(dir.interest()) {
+            Some(ev) => Poll::Ready(ev),
+            None => Poll::Pending,
+        }
+    }
+
+    /// Slot-based wait for one direction (for `&mut` callers and `poll_*` methods).
+    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<ReadyEvent> {
+        let interest = dir.interest();
+        if let Some(ev) = self.ready_now(interest) {
+            return Poll::Ready(ev);
+        }
+        let mut w = self.lock();
+        let slot = match dir {
+            Direction::Read => &mut w.reader,
+            Direction::Write => &mut w.writer,
+        };
+        match slot {
+            Some(old) if old.will_wake(cx.waker()) => {}
+            _ => *slot = Some(cx.waker().clone()),
+        }
+        match self.ready_now(interest) {
+            Some(ev) => Poll::Ready(ev),
+            None => Poll::Pending,
+        }
+    }
+
+    /// List-based wait (for futures on `&self`). `key` is the caller's entry, created on
+    /// the first `Pending` and kept until [`ScheduledIo::remove_waiter`].
+    pub(crate) fn poll_waiter(&self, cx: &mut Context<'_>, interest: Interest, key: &mut Option<usize>) -> Poll<ReadyEvent> {
+        if let Some(ev) = self.ready_now(interest) {
+            return Poll::Ready(ev);
+        }
+        let mut w = self.lock();
+        match key {
+            Some(k) => {
+                if let Some(ListEntry::Waiting { waker, .. }) = w.list.get_mut(*k) {
+                    match waker {
+                        Some(old) if old.will_wake(cx.waker()) => {}
+                        _ => *waker = Some(cx.waker().clone()),
+                    }
+                }
+            }
+            None => {
+                let entry = ListEntry::Waiting { interest, waker: Some(cx.waker().clone()) };
+                let k = match w.free.pop() {
+                    Some(k) => {
+                        w.list[k] = entry;
+                        k
+                    }
+                    None => {
+                        w.list.push(entry);
+                        w.list.len() - 1
+                    }
+                };
+                *key = Some(k);
+            }
+        }
+        match self.ready_now(interest) {
+            Some(ev) => Poll::Ready(ev),
+            None => Poll::Pending,
+        }
+    }
+
+    /// Removes a list waiter (its future completed or was dropped).
+    pub(crate) fn remove_waiter(&self, key: usize) {
+        let old = {
+            let mut w = self.lock();
+            match w.list.get_mut(key) {
+                Some(e @ ListEntry::Waiting { .. }) => {
+                    let old = std::mem::replace(e, ListEntry::Free);
+                    w.free.push(key);
+                    old
+                }
+                _ => return,
+            }
+        };
+        // The waker (if any) is dropped outside the lock.
+        drop(old);
+    }
+
+    /// Number of list waiters (tests).
+    #[cfg(test)]
+    pub(crate) fn num_list_waiters(&self) -> usize {
+        self.lock().list.iter().filter(|e| matches!(e, ListEntry::Waiting { .. })).count()
+    }
+}
+
+/// Wakes every waker in `wakers`, draining it; a panicking waker is contained.
+pub(crate) fn wake_all(wakers: &mut Vec<Waker>) {
+    for w in wakers.drain(..) {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.wake()));
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn stale_tick_does_not_clear() {
+        let io = ScheduledIo::new();
+        let mut cx = Context::from_waker(Waker::noop());
+        let Poll::Ready(ev) = io.poll_ready(&mut cx, Direction::Read) else { panic!("starts readable") };
+        let mut wake = Vec::new();
+        io.set_readiness(Ready::READABLE, &mut wake); // a new edge arrives mid-operation
+        io.clear_readiness(ev); // stale: must not erase the new edge
+        assert!(io.poll_ready(&mut cx, Direction::Read).is_ready());
+        let Poll::Ready(ev) = io.poll_ready(&mut cx, Direction::Read) else { unreachable!() };
+        io.clear_readiness(ev);
+        assert!(io.poll_ready(&mut cx, Direction::Read).is_pending());
+    }
+
+    #[test]
+    fn every_list_waiter_is_woken() {
+        let io = ScheduledIo::new();
+        let mut cx0 = Context::from_waker(Waker::noop());
+        let Poll::Ready(ev) = io.poll_ready(&mut cx0, Direction::Read) else { unreachable!() };
+        io.clear_readiness(ev);
+        let counts: Vec<Arc<Count>> = (0..3).map(|_| Arc::new(Count::default())).collect();
+        let mut keys = vec![None; 3];
+        for (c, k) in counts.iter().zip(keys.iter_mut()) {
+            let waker = Waker::from(c.clone());
+            let mut cx = Context::from_waker(&waker);
+            assert!(io.poll_waiter(&mut cx, Interest::READABLE, k).is_pending());
+        }
+        assert_eq!(io.num_list_waiters(), 3);
+        let mut wake = Vec::new();
+        io.set_readiness(Ready::WRITABLE, &mut wake);
+        assert!(wake.is_empty(), "writable must not wake readers");
+        io.set_readiness(Ready::READABLE, &mut wake);
+        wake_all(&mut wake);
+        for c in &counts {
+            assert_eq!(c.0.load(Ordering::SeqCst), 1);
+        }
+        for k in keys.into_iter().flatten() {
+            io.remove_waiter(k);
+        }
+        assert_eq!(io.num_list_waiters(), 0);
+    }
+
+    #[test]
+    fn shutdown_wakes_and_reports() {
+        let io = ScheduledIo::new();
+        let mut cx0 = Context::from_waker(Waker::noop());
+        let Poll::Ready(ev) = io.poll_ready(&mut cx0, Direction::Write) else { unreachable!() };
+        io.clear_readiness(ev);
+        let c = Arc::new(Count::default());
+        let waker = Waker::from(c.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(io.poll_ready(&mut cx, Direction::Write).is_pending());
+        let mut wake = Vec::new();
+        io.shutdown(&mut wake);
+        wake_all(&mut wake);
+        assert_eq!(c.0.load(Ordering::SeqCst), 1);
+        match io.poll_ready(&mut cx, Direction::Write) {
+            Poll::Ready(ev) => assert!(ev.is_shutdown),
+            Poll::Pending => panic!("shutdown must complete waits"),
+        }
+    }
+
+    #[test]
+    fn closed_bits_survive_clear() {
+        let io = ScheduledIo::new();
+        let mut wake = Vec::new();
+        io.set_readiness(Ready::READ_CLOSED, &mut wake);
+        let mut cx = Context::from_waker(Waker::noop());
+        let Poll::Ready(ev) = io.poll_ready(&mut cx, Direction::Read) else { unreachable!() };
+        io.clear_readiness(ev);
+        let Poll::Ready(ev) = io.poll_ready(&mut cx, Direction::Read) else { panic!("read-closed stays") };
+        assert!(ev.ready.is_read_closed());
+    }
+}

@@ -1,0 +1,218 @@
+//! The current-thread scheduler: every task runs on the thread inside `block_on`.
+//!
+//! # Queues
+//!
+//! * **local**: a plain `VecDeque` in a thread-local, used when a task is woken on the
+//!   driving thread itself (the common case: the driver's own wakes, a task waking
+//!   another). No atomics, no lock.
+//! * **remote**: a mutex-protected `VecDeque` for wakes and spawns from other threads,
+//!   with an atomic length so the driving thread checks it without locking; a remote push
+//!   unparks the driving thread.
+//!
+//! # The loop (`block_on`)
+//!
+//! 1. If the main future was woken, poll it; done when it is ready.
+//! 2. Run up to [`EVENT_INTERVAL`] tasks: local queue first, refilled from the remote
+//!    queue when empty or every [`REMOTE_INTERVAL`] tasks (so remote work cannot starve).
+//! 3. If tasks remain, turn the driver without blocking (fresh I/O readiness and timers
+//!    between batches); otherwise park in the driver until an event, a timer, or an unpark.
+//!
+//! Tasks spawned while nobody is in `block_on` wait in the remote queue for the next one.
+//! When `block_on` returns, unfinished local tasks move to the remote queue: none is lost.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use crate::runtime::io::Driver;
+use crate::runtime::park::Parker;
+use crate::task::Runnable;
+
+/// Tasks run between two non-blocking driver turns.
+const EVENT_INTERVAL: u32 = 61;
+/// Tasks run between two looks at the remote queue.
+const REMOTE_INTERVAL: u32 = 31;
+
+/// State shared with wakers and other threads.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    remote: Mutex<VecDeque<Runnable>>,
+    remote_len: AtomicUsize,
+    parker: Parker,
+    pub(crate) driver: Arc<Driver>,
+    shutdown: AtomicBool,
+    driving: AtomicBool,
+}
+
+thread_local! {
+    static LOCAL: RefCell<Option<Local>> = const { RefCell::new(None) };
+}
+
+struct Local {
+    shared: Arc<Shared>,
+    queue: VecDeque<Runnable>,
+}
+
+impl Shared {
+    pub(crate) fn new(driver: Arc<Driver>) -> Arc<Shared> {
+        Arc::new(Shared {
+            remote: Mutex::new(VecDeque::new()),
+            remote_len: AtomicUsize::new(0),
+            parker: Parker::default(),
+            driver,
+            shutdown: AtomicBool::new(false),
+            driving: AtomicBool::new(false),
+        })
+    }
+
+    fn remote(&self) -> MutexGuard<'_, VecDeque<Runnable>> {
+        self.remote.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// async-task's schedule function for this runtime's tasks.
+    pub(crate) fn schedule(self: &Arc<Self>, runnable: Runnable, _info: async_task::ScheduleInfo) {
+        if self.shutdown.load(Ordering::Acquire) {
+            drop(runnable);
+            return;
+        }
+        let mut runnable = Some(runnable);
+        let _ = LOCAL.try_with(|l| {
+            if let Ok(mut l) = l.try_borrow_mut() {
+                if let Some(local) = l.as_mut() {
+                    if Arc::ptr_eq(&local.shared, self) {
+                        local.queue.extend(runnable.take());
+                    }
+                }
+            }
+        });
+        if let Some(r) = runnable {
+            self.remote().push_back(r);
+            self.remote_len.fetch_add(1, Ordering::Release);
+            self.parker.unpark(&self.driver);
+        }
+    }
+
+    /// Stops the scheduler: later wakes drop their task; queued tasks are dropped now.
+    pub(crate) fn shutdown(&self) {
+        self.shutdown.store(true, Ordering::Release);
+        let queued: Vec<Runnable> = self.remote().drain(..).collect();
+        self.remote_len.store(0, Ordering::Release);
+        drop(queued);
+    }
+}
+
+struct MainWaker {
+    woken: AtomicBool,
+    shared: Arc<Shared>,
+}
+
+impl Wake for MainWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.woken.swap(true, Ordering::AcqRel) {
+            self.shared.parker.unpark(&self.shared.driver);
+        }
+    }
+}
+
+/// Takes the local queue out of the thread-local when `block_on` ends (even by panic) and
+/// hands its tasks to the remote queue.
+struct LocalGuard {
+    prev: Option<Local>,
+    shared: Arc<Shared>,
+}
+
+impl Drop for LocalGuard {
+    fn drop(&mut self) {
+        let prev = self.prev.take();
+        let mine = LOCAL.with(|l| std::mem::replace(&mut *l.borrow_mut(), prev));
+        if let Some(local) = mine {
+            if !local.queue.is_empty() && !self.shared.shutdown.load(Ordering::Acquire) {
+                let n = local.queue.len();
+                self.shared.remote().extend(local.queue);
+                self.shared.remote_len.fetch_add(n, Ordering::Release);
+            }
+        }
+        self.shared.driving.store(false, Ordering::Release);
+    }
+}
+
+/// Drives the runtime on this thread until `future` completes.
+pub(crate) fn block_on<F: Future>(shared: &Arc<Shared>, future: F) -> F::Output {
+    if shared.driving.swap(true, Ordering::AcqRel) {
+        // Another thread drives this runtime; let it, and just wait for our future.
+        return super::block_on_thread(&shared.driver, future);
+    }
+    let prev = LOCAL.with(|l| l.borrow_mut().replace(Local { shared: shared.clone(), queue: VecDeque::new() }));
+    let _guard = LocalGuard { prev, shared: shared.clone() };
+
+    let main = Arc::new(MainWaker { woken: AtomicBool::new(true), shared: shared.clone() });
+    let waker = Waker::from(main.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    let mut tick: u32 = 0;
+    loop {
+        if main.woken.swap(false, Ordering::AcqRel) {
+            crate::runtime::coop::reset();
+            if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+                return v;
+            }
+        }
+        let mut ran_all = true;
+        for _ in 0..EVENT_INTERVAL {
+            if main.woken.load(Ordering::Acquire) {
+                ran_all = false;
+                break;
+            }
+            tick = tick.wrapping_add(1);
+            match next_task(shared, tick) {
+                Some(task) => crate::task::run(task),
+                None => break,
+            }
+        }
+        if main.woken.load(Ordering::Acquire) {
+            continue;
+        }
+        let has_more = !ran_all || has_tasks(shared);
+        let timeout = if has_more { Some(Duration::ZERO) } else { None };
+        shared.parker.park(&shared.driver, timeout, true, || {});
+    }
+}
+
+fn has_tasks(shared: &Shared) -> bool {
+    shared.remote_len.load(Ordering::Acquire) > 0 || LOCAL.with(|l| l.borrow().as_ref().is_some_and(|l| !l.queue.is_empty()))
+}
+
+fn next_task(shared: &Arc<Shared>, tick: u32) -> Option<Runnable> {
+    let check_remote_first = tick % REMOTE_INTERVAL == 0;
+    if check_remote_first {
+        if let Some(t) = pop_remote(shared) {
+            return Some(t);
+        }
+    }
+    if let Some(t) = LOCAL.with(|l| l.borrow_mut().as_mut().and_then(|l| l.queue.pop_front())) {
+        return Some(t);
+    }
+    if check_remote_first {
+        return None;
+    }
+    pop_remote(shared)
+}
+
+fn pop_remote(shared: &Shared) -> Option<Runnable> {
+    if shared.remote_len.load(Ordering::Acquire) == 0 {
+        return None;
+    }
+    let mut q = shared.remote();
+    let t = q.pop_front();
+    if t.is_some() {
+        shared.remote_len.fetch_sub(1, Ordering::Release);
+    }
+    t
+}

@@ -1,0 +1,352 @@
+//! The multi-thread scheduler: N workers, work stealing, and the park/wake protocol.
+//!
+//! # Queues
+//!
+//! * Each worker owns a FIFO **local queue** (crossbeam's Chase-Lev deque: the owner pushes
+//!   and pops without contention, others steal from the other end) and a **LIFO slot**.
+//! * A task woken *by a worker* goes into that worker's LIFO slot; the slot's previous
+//!   occupant moves to the back of the local queue. The woken task runs next, while the
+//!   data it was woken for is still in cache: the request/response pattern of a network
+//!   server. At most [`MAX_LIFO_POLLS`] slot tasks run in a row, so two tasks that keep
+//!   waking each other cannot starve the queue.
+//! * A task that wakes itself while running (`yield_now`, the cooperative budget) goes to
+//!   the back of the local queue, never the slot.
+//! * Wakes and spawns from other threads go to the global **injector**.
+//!
+//! # Finding work (`next_task`)
+//!
+//! LIFO slot → local queue → (every [`INJECT_INTERVAL`] ticks the injector first, for
+//! fairness) → injector, taking a batch → stealing half of another worker's queue,
+//! starting at a rotating victim. Every [`EVENT_INTERVAL`] ticks a busy worker also turns
+//! the I/O driver without blocking, so I/O readiness and timers keep flowing while all
+//! workers are busy.
+//!
+//! # Idle workers: the park/wake protocol
+//!
+//! Shared state: `idle` (the indices of parked workers, under a mutex), `num_idle`, and
+//! `num_searching` (workers awake but without a task, looking for one).
+//!
+//! **Notify** (after a task is pushed where another worker could take it: injector, or
+//! local queue when the LIFO slot was occupied):
+//! 1. `fence(SeqCst)`; if `num_searching > 0`, stop: a searcher will find the task.
+//! 2. Lock `idle`, pop a worker, `num_idle -= 1`, `num_searching += 1` on its behalf.
+//! 3. Unlock, `unpark` it (condvar, or the driver's mio waker if it sleeps in epoll).
+//!
+//! **Park** (a worker found no task):
+//! 1. If searching: `num_searching -= 1`.
+//! 2. Lock `idle`, push self, `num_idle += 1`, unlock.
+//! 3. `fence(SeqCst)`, then re-check the injector and every stealer. If work is there,
+//!    take itself out of `idle` (if a notifier already did, it is now a searcher) and go
+//!    back to the loop.
+//! 4. Park: take the driver if free (sleep in `epoll_wait`, timers bound the timeout),
+//!    else the condvar.
+//! 5. On wake, *before* the driver wakes any task: if still in `idle`, remove itself (a
+//!    spontaneous wake: I/O, timer); else a notifier chose it and it is a searcher.
+//!
+//! # Races this survives
+//!
+//! * **Push vs. park (lost wake-up).** The pusher does *push; fence; read num_searching and
+//!   idle*. The parker does *decrement searching / join idle; fence; read queues*. By the
+//!   SeqCst fences, either the parker's re-check (3) sees the task, or the pusher sees the
+//!   parker in `idle` (or still searching, and that searcher's step-3 re-check sees the
+//!   task). No task is left queued with every worker asleep.
+//! * **Notify vs. the worker un-idling itself.** Both remove the index under the `idle`
+//!   lock; whoever removes it owns the `num_searching`/`num_idle` bookkeeping. A notify
+//!   that lands on a worker that is already awake leaves a `NOTIFIED` parker state, which
+//!   only makes its next park return at once (a spurious loop, never a lost task).
+//! * **Wakes from the driver thread.** Step 5 runs before the driver's wakes, so a worker
+//!   that is delivering I/O events is not in `idle`: its own wakes go to its LIFO slot and
+//!   local queue, and a notify picks a *different* worker.
+//! * **Shutdown.** The flag is set, every worker is unparked; a worker checks the flag at
+//!   the top of its loop and in step 3. Wakes after shutdown drop the task instead of
+//!   queueing it; tasks left in local queues are dropped when the worker exits.
+
+use std::cell::RefCell;
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use crossbeam_deque::{Injector, Steal, Stealer, Worker};
+
+use crate::runtime::io::Driver;
+use crate::runtime::park::Parker;
+use crate::task::Runnable;
+
+/// Consecutive LIFO-slot polls before the slot task goes to the back of the queue.
+const MAX_LIFO_POLLS: u32 = 3;
+/// Ticks between two non-blocking driver turns on a busy worker.
+const EVENT_INTERVAL: u32 = 61;
+/// Ticks between two "injector first" looks.
+const INJECT_INTERVAL: u32 = 31;
+
+/// State shared by the workers and every waker of this runtime's tasks.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    injector: Injector<Runnable>,
+    stealers: Vec<Stealer<Runnable>>,
+    parkers: Vec<Parker>,
+    idle: Mutex<Vec<usize>>,
+    num_idle: AtomicUsize,
+    num_searching: AtomicUsize,
+    pub(crate) driver: Arc<Driver>,
+    shutdown: AtomicBool,
+}
+
+thread_local! {
+    static LOCAL: RefCell<Option<Local>> = const { RefCell::new(None) };
+}
+
+/// A worker's own queues, reachable from its thread-local while it runs.
+struct Local {
+    shared: Arc<Shared>,
+    index: usize,
+    queue: Worker<Runnable>,
+    lifo: Option<Runnable>,
+}
+
+impl Shared {
+    /// A scheduler for `n` workers; the returned deques are handed to the worker threads.
+    pub(crate) fn new(n: usize, driver: Arc<Driver>) -> (Arc<Shared>, Vec<Worker<Runnable>>) {
+        let queues: Vec<Worker<Runnable>> = (0..n).map(|_| Worker::new_fifo()).collect();
+        let shared = Arc::new(Shared {
+            injector: Injector::new(),
+            stealers: queues.iter().map(Worker::stealer).collect(),
+            parkers: (0..n).map(|_| Parker::default()).collect(),
+            idle: Mutex::new(Vec::with_capacity(n)),
+            num_idle: AtomicUsize::new(0),
+            num_searching: AtomicUsize::new(0),
+            driver,
+            shutdown: AtomicBool::new(false),
+        });
+        (shared, queues)
+    }
+
+    fn idle(&self) -> MutexGuard<'_, Vec<usize>> {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// async-task's schedule function for this runtime's tasks.
+    pub(crate) fn schedule(self: &Arc<Self>, runnable: Runnable, info: async_task::ScheduleInfo) {
+        if self.shutdown.load(Ordering::Acquire) {
+            drop(runnable);
+            return;
+        }
+        let mut runnable = Some(runnable);
+        let mut notify = false;
+        let _ = LOCAL.try_with(|l| {
+            let Ok(mut l) = l.try_borrow_mut() else { return };
+            let Some(local) = l.as_mut() else { return };
+            if !Arc::ptr_eq(&local.shared, self) {
+                return;
+            }
+            let Some(r) = runnable.take() else { return };
+            if info.woken_while_running {
+                local.queue.push(r);
+                notify = true;
+            } else if let Some(prev) = local.lifo.replace(r) {
+                local.queue.push(prev);
+                notify = true;
+            }
+        });
+        if let Some(r) = runnable {
+            self.injector.push(r);
+            notify = true;
+        }
+        if notify {
+            self.notify_parked();
+        }
+    }
+
+    /// Wakes one idle worker unless a searching worker will find the new task anyway.
+    fn notify_parked(&self) {
+        fence(Ordering::SeqCst);
+        if self.num_searching.load(Ordering::SeqCst) > 0 || self.num_idle.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let index = {
+            let mut idle = self.idle();
+            let Some(i) = idle.pop() else { return };
+            self.num_idle.fetch_sub(1, Ordering::SeqCst);
+            self.num_searching.fetch_add(1, Ordering::SeqCst);
+            i
+        };
+        self.parkers[index].unpark(&self.driver);
+    }
+
+    /// Removes `index` from the idle list; `false` if a notifier already did.
+    fn unidle(&self, index: usize) -> bool {
+        let mut idle = self.idle();
+        match idle.iter().position(|&i| i == index) {
+            Some(pos) => {
+                idle.swap_remove(pos);
+                self.num_idle.fetch_sub(1, Ordering::SeqCst);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn has_work(&self) -> bool {
+        !self.injector.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
+    }
+
+    /// Stops the workers: sets the flag and unparks all of them.
+    pub(crate) fn shutdown(&self) {
+        self.shutdown.store(true, Ordering::Release);
+        for p in &self.parkers {
+            p.unpark(&self.driver);
+        }
+        self.driver.unpark();
+    }
+
+    /// Drops every task still in the injector (after the workers exited).
+    pub(crate) fn drain_injector(&self) {
+        loop {
+            match self.injector.steal() {
+                Steal::Success(r) => drop(r),
+                Steal::Empty => break,
+                Steal::Retry => {}
+            }
+        }
+    }
+
+    pub(crate) fn is_shutdown(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+}
+
+/// The body of worker thread `index`.
+pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnable>) {
+    LOCAL.with(|l| *l.borrow_mut() = Some(Local { shared: shared.clone(), index, queue, lifo: None }));
+    let mut tick: u32 = 0;
+    let mut searching = false;
+    let mut lifo_polls: u32 = 0;
+    while !shared.is_shutdown() {
+        tick = tick.wrapping_add(1);
+        if tick % EVENT_INTERVAL == 0 {
+            if let Some(mut core) = shared.driver.try_lock_core() {
+                shared.driver.turn(&mut core, Some(Duration::ZERO), || {});
+            }
+        }
+        match next_task(&shared, tick, &mut lifo_polls) {
+            Some(task) => {
+                if searching {
+                    searching = false;
+                    let was_last = shared.num_searching.fetch_sub(1, Ordering::SeqCst) == 1;
+                    if was_last && local_queue_len() > 0 {
+                        shared.notify_parked();
+                    }
+                }
+                crate::task::run(task);
+            }
+            None => {
+                if !searching && steal_ready(&shared) {
+                    // Work exists elsewhere: search for it before parking.
+                    searching = true;
+                    shared.num_searching.fetch_add(1, Ordering::SeqCst);
+                    continue;
+                }
+                park(&shared, index, &mut searching);
+            }
+        }
+    }
+    if searching {
+        shared.num_searching.fetch_sub(1, Ordering::SeqCst);
+    }
+    // Dropping the local state drops the tasks still queued here (cancels them).
+    let local = LOCAL.with(|l| l.borrow_mut().take());
+    drop(local);
+}
+
+fn local_queue_len() -> usize {
+    LOCAL.with(|l| l.borrow().as_ref().map_or(0, |l| l.queue.len()))
+}
+
+fn steal_ready(shared: &Shared) -> bool {
+    shared.has_work()
+}
+
+fn next_task(shared: &Shared, tick: u32, lifo_polls: &mut u32) -> Option<Runnable> {
+    LOCAL.with(|l| {
+        let mut l = l.borrow_mut();
+        let local = l.as_mut()?;
+        if let Some(t) = local.lifo.take() {
+            if *lifo_polls < MAX_LIFO_POLLS {
+                *lifo_polls += 1;
+                return Some(t);
+            }
+            // The slot has run often enough in a row: queue it behind the others.
+            local.queue.push(t);
+        }
+        *lifo_polls = 0;
+        if tick % INJECT_INTERVAL == 0 {
+            if let Some(t) = steal_injector(shared, &local.queue) {
+                return Some(t);
+            }
+        }
+        if let Some(t) = local.queue.pop() {
+            return Some(t);
+        }
+        if let Some(t) = steal_injector(shared, &local.queue) {
+            return Some(t);
+        }
+        steal_others(shared, local.index, &local.queue, tick)
+    })
+}
+
+fn steal_injector(shared: &Shared, dest: &Worker<Runnable>) -> Option<Runnable> {
+    loop {
+        match shared.injector.steal_batch_and_pop(dest) {
+            Steal::Success(t) => return Some(t),
+            Steal::Empty => return None,
+            Steal::Retry => {}
+        }
+    }
+}
+
+fn steal_others(shared: &Shared, me: usize, dest: &Worker<Runnable>, tick: u32) -> Option<Runnable> {
+    let n = shared.stealers.len();
+    if n <= 1 {
+        return None;
+    }
+    let start = tick as usize % n;
+    for k in 0..n {
+        let victim = (start + k) % n;
+        if victim == me {
+            continue;
+        }
+        loop {
+            match shared.stealers[victim].steal_batch_and_pop(dest) {
+                Steal::Success(t) => return Some(t),
+                Steal::Empty => break,
+                Steal::Retry => {}
+            }
+        }
+    }
+    None
+}
+
+/// Parks worker `index` following the protocol in the module doc.
+fn park(shared: &Shared, index: usize, searching: &mut bool) {
+    if *searching {
+        *searching = false;
+        shared.num_searching.fetch_sub(1, Ordering::SeqCst);
+    }
+    {
+        let mut idle = shared.idle();
+        idle.push(index);
+        shared.num_idle.fetch_add(1, Ordering::SeqCst);
+    }
+    fence(Ordering::SeqCst);
+    if shared.has_work() || shared.is_shutdown() {
+        if !shared.unidle(index) {
+            *searching = true;
+        }
+        return;
+    }
+    let mut became_searcher = false;
+    shared.parkers[index].park(&shared.driver, None, true, || {
+        became_searcher = !shared.unidle(index);
+    });
+    *searching = became_searcher;
+}

@@ -1,0 +1,469 @@
+//! Non-blocking socket primitives on a borrowed descriptor.
+//!
+//! The net types (`TcpStream`, `UdpSocket`, the Unix sockets) call these from their
+//! `try_*` methods and from the readiness loop in `io::evented`, always on a descriptor
+//! that is already in non-blocking mode. Each function is one system call:
+//!
+//! - it retries on `EINTR` (an interrupted call has done nothing and is safe to repeat);
+//! - it returns every other error unchanged, `WouldBlock` included; mapping
+//!   `WouldBlock` to `Ok(None)` or to a readiness wait is the caller's job;
+//! - a send never raises `SIGPIPE`: on Linux, Android and most BSDs every send passes
+//!   `MSG_NOSIGNAL`; on Apple platforms, which lack that flag, the socket layer calls
+//!   [`set_nosigpipe`] once when the socket is created, so a write to a peer that has
+//!   gone is `Err(BrokenPipe)` (or `ConnectionReset`) everywhere;
+//! - a datagram read reports truncation instead of hiding it: the length returned is
+//!   never more than the buffer's length, and a flag (taken from `MSG_TRUNC` in the
+//!   `recvmsg` result flags) says whether the datagram was longer than the buffer.
+//!
+//! Wherever socket2 has a safe wrapper for the call it is used (through
+//! [`SockRef`]); the one raw call is `readv` for [`recv_vectored`].
+
+use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use socket2::{MaybeUninitSlice, SockAddr, SockRef};
+
+/// Flags passed to every send: `MSG_NOSIGNAL` where the platform has it.
+#[cfg(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly",
+))]
+const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
+
+/// Flags passed to every send: none here; `SIGPIPE` is suppressed per socket instead
+/// (see [`set_nosigpipe`]).
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly",
+)))]
+const SEND_FLAGS: libc::c_int = 0;
+
+/// Most buffers a single vectored call passes to the kernel.
+///
+/// `IOV_MAX` is 1024 on Linux, macOS and the BSDs; a longer list would fail with
+/// `EINVAL`, so the extra buffers are left for the next call (a short read or write,
+/// which callers of vectored I/O already handle).
+const MAX_IOV: usize = 1024;
+
+/// Runs `f` until it returns something other than `ErrorKind::Interrupted`.
+fn retry_eintr<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Views an initialised byte buffer as a possibly-uninitialised one, for socket2's
+/// receive calls.
+fn as_uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
+    // SAFETY: `MaybeUninit<u8>` has the same size, alignment and layout as `u8`, so the
+    // slice cast is valid for the same length. The only danger of this view is writing
+    // an uninitialised value through it, which would leave the caller's `&mut [u8]`
+    // holding uninitialised bytes; the socket2 receive functions this is passed to only
+    // ever write bytes the kernel copied in, which are initialised.
+    unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) }
+}
+
+/// Sends `buf` on a connected socket; never raises `SIGPIPE`.
+///
+/// Returns the number of bytes queued, which may be less than `buf.len()` on a stream.
+/// A peer that has closed or reset the connection gives `Err` of kind `BrokenPipe` or
+/// `ConnectionReset`. A full send buffer gives `WouldBlock`.
+pub(crate) fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    let sock = SockRef::from(&fd);
+    retry_eintr(|| sock.send_with_flags(buf, SEND_FLAGS))
+}
+
+/// Sends the buffers in `bufs`, in order, as one `sendmsg` on a connected socket; never
+/// raises `SIGPIPE`.
+///
+/// Returns the number of bytes queued across all buffers. At most 1024 buffers are
+/// passed per call (`IOV_MAX`); the rest are left for the next call.
+pub(crate) fn send_vectored(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    let sock = SockRef::from(&fd);
+    let bufs = &bufs[..bufs.len().min(MAX_IOV)];
+    retry_eintr(|| sock.send_vectored_with_flags(bufs, SEND_FLAGS))
+}
+
+/// Sends one datagram `buf` to `addr` on an unconnected socket; never raises `SIGPIPE`.
+///
+/// A datagram larger than the socket allows gives `Err` (`EMSGSIZE`); it is never sent
+/// in part.
+pub(crate) fn send_to(fd: BorrowedFd<'_>, buf: &[u8], addr: &SockAddr) -> io::Result<usize> {
+    let sock = SockRef::from(&fd);
+    retry_eintr(|| sock.send_to_with_flags(buf, addr, SEND_FLAGS))
+}
+
+/// Receives into `buf` from a connected socket; with `peek` the data stays queued
+/// (`MSG_PEEK`) and the next receive returns it again.
+///
+/// On a stream `Ok(0)` means the peer closed its write side (or `buf` is empty). No
+/// data yet gives `WouldBlock`.
+pub(crate) fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], peek: bool) -> io::Result<usize> {
+    let sock = SockRef::from(&fd);
+    let flags = if peek { libc::MSG_PEEK } else { 0 };
+    let len = buf.len();
+    let buf = as_uninit(buf);
+    retry_eintr(|| sock.recv_with_flags(buf, flags)).map(|n| n.min(len))
+}
+
+/// Receives into the buffers in `bufs`, filling them in order (`readv`).
+///
+/// At most 1024 buffers are filled per call (`IOV_MAX`). On a stream `Ok(0)` means the
+/// peer closed its write side (or every buffer is empty).
+pub(crate) fn recv_vectored(fd: BorrowedFd<'_>, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+    let count = bufs.len().min(MAX_IOV);
+    let n = retry_eintr(|| {
+        // SAFETY: `IoSliceMut` is guaranteed by std to be ABI-compatible with `iovec` on
+        // Unix, so the pointer is a valid array of `count` iovecs (`count <= bufs.len()`,
+        // and `count <= MAX_IOV` fits in `c_int`), each describing memory we hold a
+        // unique borrow of for the duration of the call. `fd` is a live descriptor for
+        // the same duration.
+        syscall!(unsafe {
+            libc::readv(
+                fd.as_raw_fd(),
+                bufs.as_mut_ptr().cast::<libc::iovec>(),
+                count as libc::c_int,
+            )
+        })
+    })?;
+    // `readv` returns -1 (already an error above) or a count no larger than the total
+    // buffer space, so the conversion cannot fail; map defensively rather than unwrap.
+    usize::try_from(n).map_err(|_| io::Error::other("readv returned a negative length"))
+}
+
+/// Receives one datagram into `buf` and says who sent it; with `peek` the datagram
+/// stays queued (`MSG_PEEK`).
+///
+/// Returns `(len, sender, truncated)`: `len` is the number of bytes written into
+/// `buf` (never more than `buf.len()`), and `truncated` is `true` when the datagram was
+/// longer than `buf` and its tail was discarded (or, with `peek`, not copied). The flag
+/// comes from `MSG_TRUNC` in the flags `recvmsg` returns; `MSG_TRUNC` is not passed as
+/// an input flag, so the length is always the copied length on every platform. For a
+/// datagram from an unbound Unix socket the sender is empty: a zero-length address on
+/// Linux, an unnamed `AF_UNIX` address elsewhere (`UnixAddr::from_sockaddr` reads both as
+/// unnamed).
+pub(crate) fn recv_from(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    peek: bool,
+) -> io::Result<(usize, SockAddr, bool)> {
+    let sock = SockRef::from(&fd);
+    let flags = if peek { libc::MSG_PEEK } else { 0 };
+    let len = buf.len();
+    let mut bufs = [MaybeUninitSlice::new(as_uninit(buf))];
+    let (n, rflags, addr) = retry_eintr(|| sock.recv_from_vectored_with_flags(&mut bufs, flags))?;
+    Ok((n.min(len), addr, rflags.is_truncated()))
+}
+
+/// Receives one datagram into `buf` on a connected datagram socket, without the
+/// sender's address.
+///
+/// Returns `(len, truncated)` with the same meaning as in [`recv_from`].
+pub(crate) fn recv_trunc(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, bool)> {
+    let sock = SockRef::from(&fd);
+    let len = buf.len();
+    let mut bufs = [MaybeUninitSlice::new(as_uninit(buf))];
+    let (n, rflags) = retry_eintr(|| sock.recv_vectored_with_flags(&mut bufs, 0))?;
+    Ok((n.min(len), rflags.is_truncated()))
+}
+
+/// Makes sends on this socket return `EPIPE` instead of raising `SIGPIPE`, on platforms
+/// where the send flags cannot do it.
+///
+/// On Apple platforms this sets `SO_NOSIGPIPE`; the socket layer calls it once on every
+/// new or adopted stream socket. Everywhere else `MSG_NOSIGNAL` is passed on each send
+/// instead and this is a no-op that returns `Ok(())`.
+pub(crate) fn set_nosigpipe(fd: BorrowedFd<'_>) -> io::Result<()> {
+    #[cfg(any(
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "tvos",
+        target_os = "watchos",
+        target_os = "visionos",
+    ))]
+    {
+        SockRef::from(&fd).set_nosigpipe(true)
+    }
+    #[cfg(not(any(
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "tvos",
+        target_os = "watchos",
+        target_os = "visionos",
+    )))]
+    {
+        let _ = fd;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
+    use std::os::fd::AsFd;
+    use std::os::unix::net::{UnixDatagram, UnixStream};
+    use std::time::{Duration, Instant};
+
+    /// Repeats a non-blocking call until it stops returning `WouldBlock` (5 s cap).
+    fn wait<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match f() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn udp_pair() -> (UdpSocket, UdpSocket) {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        a.set_nonblocking(true).unwrap();
+        b.set_nonblocking(true).unwrap();
+        (a, b)
+    }
+
+    fn tcp_pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        client.set_nonblocking(true).unwrap();
+        server.set_nonblocking(true).unwrap();
+        (client, server)
+    }
+
+    #[test]
+    fn udp_recv_from_reports_truncation() {
+        let (a, b) = udp_pair();
+        let to = SockAddr::from(b.local_addr().unwrap());
+        assert_eq!(send_to(a.as_fd(), &[7u8; 100], &to).unwrap(), 100);
+
+        let mut small = [0u8; 10];
+        let (n, from, truncated) = wait(|| recv_from(b.as_fd(), &mut small, false)).unwrap();
+        assert_eq!(n, 10);
+        assert!(
+            truncated,
+            "a 100-byte datagram into 10 bytes must be flagged"
+        );
+        assert_eq!(small, [7u8; 10]);
+        assert_eq!(from.as_socket(), Some(a.local_addr().unwrap()));
+
+        assert_eq!(send_to(a.as_fd(), b"hello", &to).unwrap(), 5);
+        let mut big = [0u8; 64];
+        let (n, _, truncated) = wait(|| recv_from(b.as_fd(), &mut big, false)).unwrap();
+        assert_eq!((n, truncated), (5, false));
+        assert_eq!(&big[..5], b"hello");
+    }
+
+    #[test]
+    fn udp_exact_fit_is_not_truncated() {
+        let (a, b) = udp_pair();
+        let to = SockAddr::from(b.local_addr().unwrap());
+        send_to(a.as_fd(), &[1u8; 32], &to).unwrap();
+        let mut buf = [0u8; 32];
+        let (n, _, truncated) = wait(|| recv_from(b.as_fd(), &mut buf, false)).unwrap();
+        assert_eq!((n, truncated), (32, false));
+    }
+
+    #[test]
+    fn udp_peek_leaves_the_datagram() {
+        let (a, b) = udp_pair();
+        let to = SockAddr::from(b.local_addr().unwrap());
+        send_to(a.as_fd(), b"ping!", &to).unwrap();
+
+        let mut buf = [0u8; 3];
+        let (n, _, truncated) = wait(|| recv_from(b.as_fd(), &mut buf, true)).unwrap();
+        assert_eq!((n, truncated, &buf), (3, true, b"pin"));
+
+        let mut buf = [0u8; 16];
+        let (n, _, truncated) = recv_from(b.as_fd(), &mut buf, true).unwrap();
+        assert_eq!((n, truncated, &buf[..n]), (5, false, &b"ping!"[..]));
+
+        let (n, _, _) = recv_from(b.as_fd(), &mut buf, false).unwrap();
+        assert_eq!(&buf[..n], b"ping!");
+        let err = recv_from(b.as_fd(), &mut buf, false).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    #[test]
+    fn would_block_surfaces_as_would_block() {
+        let (a, _b) = udp_pair();
+        let mut buf = [0u8; 8];
+        let err = recv_from(a.as_fd(), &mut buf, false).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+
+        let (client, _server) = tcp_pair();
+        assert_eq!(
+            recv(client.as_fd(), &mut buf, false).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        assert_eq!(
+            recv(client.as_fd(), &mut buf, true).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        let mut bufs = [IoSliceMut::new(&mut buf)];
+        assert_eq!(
+            recv_vectored(client.as_fd(), &mut bufs).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+    }
+
+    #[test]
+    fn connected_udp_recv_trunc() {
+        let (a, b) = udp_pair();
+        a.connect(b.local_addr().unwrap()).unwrap();
+        b.connect(a.local_addr().unwrap()).unwrap();
+        assert_eq!(send(a.as_fd(), &[9u8; 50]).unwrap(), 50);
+        let mut buf = [0u8; 20];
+        assert_eq!(
+            wait(|| recv_trunc(b.as_fd(), &mut buf)).unwrap(),
+            (20, true)
+        );
+        assert_eq!(send(a.as_fd(), &[9u8; 20]).unwrap(), 20);
+        assert_eq!(
+            wait(|| recv_trunc(b.as_fd(), &mut buf)).unwrap(),
+            (20, false)
+        );
+        assert_eq!(
+            recv_trunc(b.as_fd(), &mut buf).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+    }
+
+    #[test]
+    fn tcp_send_recv_peek_and_vectored() {
+        let (client, server) = tcp_pair();
+        assert_eq!(send(client.as_fd(), b"abc").unwrap(), 3);
+        let bufs = [IoSlice::new(b"de"), IoSlice::new(b""), IoSlice::new(b"fgh")];
+        assert_eq!(send_vectored(client.as_fd(), &bufs).unwrap(), 5);
+
+        // Wait until all eight bytes are queued, peeking so nothing is consumed.
+        let mut peeked = [0u8; 8];
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let n = wait(|| recv(server.as_fd(), &mut peeked, true)).unwrap();
+            if n == 8 || Instant::now() > deadline {
+                assert_eq!(&peeked[..n], b"abcdefgh");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+
+        let mut first = [0u8; 2];
+        let mut second = [0u8; 10];
+        let mut bufs = [IoSliceMut::new(&mut first), IoSliceMut::new(&mut second)];
+        let n = recv_vectored(server.as_fd(), &mut bufs).unwrap();
+        assert_eq!(n, 8);
+        assert_eq!(&first, b"ab");
+        assert_eq!(&second[..6], b"cdefgh");
+
+        // Peer closes its write side: a read then returns 0.
+        client.shutdown(Shutdown::Write).unwrap();
+        let mut buf = [0u8; 4];
+        assert_eq!(wait(|| recv(server.as_fd(), &mut buf, false)).unwrap(), 0);
+    }
+
+    #[test]
+    fn send_to_closed_peer_is_an_error_not_a_signal() {
+        let (client, server) = tcp_pair();
+        drop(server);
+        let chunk = [0u8; 64 * 1024];
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let err = loop {
+            match send(client.as_fd(), &chunk) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => break e,
+            }
+            assert!(
+                Instant::now() < deadline,
+                "send to a closed peer never failed"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        assert!(
+            matches!(
+                err.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            ),
+            "unexpected error: {err:?}"
+        );
+        // The vectored path takes the same flags.
+        let err = loop {
+            match send_vectored(client.as_fd(), &[IoSlice::new(&chunk)]) {
+                Err(e) if e.kind() != io::ErrorKind::WouldBlock => break e,
+                _ => {}
+            }
+            assert!(Instant::now() < deadline, "vectored send never failed");
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe, "{err:?}");
+    }
+
+    #[test]
+    fn send_to_shut_down_unix_peer_is_broken_pipe() {
+        let (a, b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        set_nosigpipe(a.as_fd()).unwrap();
+        drop(b);
+        let err = send(a.as_fd(), b"x").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+    }
+
+    #[test]
+    fn unix_datagram_truncation() {
+        let (a, b) = UnixDatagram::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        b.set_nonblocking(true).unwrap();
+
+        assert_eq!(send(a.as_fd(), &[5u8; 40]).unwrap(), 40);
+        let mut buf = [0u8; 16];
+        let (n, from, truncated) = recv_from(b.as_fd(), &mut buf, false).unwrap();
+        assert_eq!((n, truncated), (16, true));
+        // Linux reports an unbound sender with an empty address (length 0); others give
+        // an unnamed AF_UNIX address. `UnixAddr::from_sockaddr` reads both as unnamed.
+        assert!(from.len() == 0 || from.is_unnamed(), "{from:?}");
+
+        assert_eq!(send(a.as_fd(), &[5u8; 16]).unwrap(), 16);
+        assert_eq!(recv_trunc(b.as_fd(), &mut buf).unwrap(), (16, false));
+        assert_eq!(send(a.as_fd(), &[5u8; 17]).unwrap(), 17);
+        assert_eq!(recv_trunc(b.as_fd(), &mut buf).unwrap(), (16, true));
+        assert_eq!(
+            recv_trunc(b.as_fd(), &mut buf).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+    }
+
+    #[test]
+    fn unix_datagram_send_to_path() {
+        let dir = std::env::temp_dir().join(format!("blitz-io-sys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("dgram.sock");
+        let _ = std::fs::remove_file(&path);
+        let rx = UnixDatagram::bind(&path).unwrap();
+        rx.set_nonblocking(true).unwrap();
+        let tx = UnixDatagram::unbound().unwrap();
+        let to = SockAddr::unix(&path).unwrap();
+        assert_eq!(send_to(tx.as_fd(), b"hi", &to).unwrap(), 2);
+        let mut buf = [0u8; 8];
+        let (n, from, truncated) = recv_from(rx.as_fd(), &mut buf, false).unwrap();
+        assert_eq!((&buf[..n], truncated), (&b"hi"[..], false));
+        assert!(from.len() == 0 || from.is_unnamed(), "{from:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
