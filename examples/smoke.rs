@@ -6,34 +6,30 @@ fn main() {
         } else {
             blitz_io::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap()
         };
-        let t = Instant::now();
-        let n = rt.block_on(async {
-            let mut hs = Vec::new();
-            for i in 0..100_000u64 {
-                hs.push(blitz_io::task::spawn(async move { i }));
-            }
-            let mut s = 0;
-            for h in hs { s += h.await.unwrap(); }
-            s
-        });
-        println!("{flavor}: sum {n} in {:?}", t.elapsed());
-        let t = Instant::now();
         rt.block_on(async {
+            let t = Instant::now();
             blitz_io::time::sleep(Duration::from_millis(50)).await;
-            let h = blitz_io::task::spawn(async { panic!("boom") });
-            assert!(h.await.unwrap_err().is_panic());
+            println!("{flavor} sleep50 {:?}", t.elapsed());
+            let t = Instant::now();
+            let h = blitz_io::task::spawn(async { 1 });
+            h.await.unwrap();
+            println!("{flavor} spawn {:?}", t.elapsed());
+            let t = Instant::now();
             let h = blitz_io::task::spawn(std::future::pending::<()>());
             h.abort();
             assert!(h.await.unwrap_err().is_cancelled());
+            println!("{flavor} abort {:?}", t.elapsed());
+            let t = Instant::now();
             let v = blitz_io::task::spawn_blocking(|| 5).await.unwrap();
             assert_eq!(v, 5);
+            println!("{flavor} blocking {:?}", t.elapsed());
+            let t = Instant::now();
+            let v = blitz_io::task::spawn_blocking(|| 5).await.unwrap();
+            assert_eq!(v, 5);
+            println!("{flavor} blocking2 {:?}", t.elapsed());
         });
-        println!("{flavor}: sleep etc {:?}", t.elapsed());
-        rt.spawn(std::future::pending::<()>());
+        let t = Instant::now();
         drop(rt);
+        println!("{flavor} drop {:?}", t.elapsed());
     }
-    // fallback
-    let t = Instant::now();
-    futures_executor::block_on(blitz_io::time::sleep(Duration::from_millis(30)));
-    println!("fallback sleep {:?}", t.elapsed());
 }
