@@ -306,7 +306,11 @@ pub fn http_process(inbuf: &mut Vec<u8>, out: &mut Vec<u8>) -> HttpStep {
             break;
         };
         let head = &rest[..hend];
-        if !(head.starts_with(b"GET ") || head.starts_with(b"POST ") || head.starts_with(b"HEAD ") || head.starts_with(b"PUT ")) {
+        if !(head.starts_with(b"GET ")
+            || head.starts_with(b"POST ")
+            || head.starts_with(b"HEAD ")
+            || head.starts_with(b"PUT "))
+        {
             return HttpStep::Bad;
         }
         let mut body = 0usize;

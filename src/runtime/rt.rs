@@ -211,7 +211,10 @@ impl Runtime {
     }
 
     fn join_workers(&mut self, deadline: Option<Instant>) {
-        let n = self.workers.len();
+        let me = std::thread::current().id();
+        // A worker dropping its own runtime (from inside a task) cannot wait for itself.
+        let on_worker = self.workers.iter().any(|t| t.thread().id() == me);
+        let n = self.workers.len() - usize::from(on_worker);
         let (count, cv) = &*self.exited;
         let mut exited = count.lock().unwrap_or_else(PoisonError::into_inner);
         while *exited < n {
@@ -226,9 +229,8 @@ impl Runtime {
                 }
             }
         }
-        let all = *exited == n;
+        let all = *exited >= n;
         drop(exited);
-        let me = std::thread::current().id();
         for t in self.workers.drain(..) {
             if (all || t.is_finished()) && t.thread().id() != me {
                 let _ = t.join();

@@ -39,13 +39,33 @@ fn workloads() -> Vec<Wl> {
     use Kind::*;
     vec![
         Wl { name: "echo-64-c1", title: "TCP echo ping-pong, 64 B, 1 connection", kind: Net("echo", "echo", 1, 64) },
-        Wl { name: "echo-64-c50", title: "TCP echo ping-pong, 64 B, 50 connections", kind: Net("echo", "echo", 50, 64) },
-        Wl { name: "echo-64-c500", title: "TCP echo ping-pong, 64 B, 500 connections", kind: Net("echo", "echo", 500, 64) },
-        Wl { name: "echo-16k-c50", title: "TCP echo ping-pong, 16 KiB, 50 connections", kind: Net("echo", "echo", 50, 16384) },
+        Wl {
+            name: "echo-64-c50",
+            title: "TCP echo ping-pong, 64 B, 50 connections",
+            kind: Net("echo", "echo", 50, 64),
+        },
+        Wl {
+            name: "echo-64-c500",
+            title: "TCP echo ping-pong, 64 B, 500 connections",
+            kind: Net("echo", "echo", 500, 64),
+        },
+        Wl {
+            name: "echo-16k-c50",
+            title: "TCP echo ping-pong, 16 KiB, 50 connections",
+            kind: Net("echo", "echo", 50, 16384),
+        },
         Wl { name: "http-c50", title: "HTTP/1.1 keep-alive hello world, 50 connections", kind: Http(50) },
         Wl { name: "udp-64", title: "UDP ping-pong, 64 B datagrams, 1 socket", kind: Net("udp", "udp", 1, 64) },
-        Wl { name: "unix-64-c1", title: "Unix-stream echo ping-pong, 64 B, 1 connection", kind: Net("unix", "unix", 1, 64) },
-        Wl { name: "churn-c16", title: "Connection churn (connect, 64 B round trip, close), 16 in flight", kind: Net("echo", "churn", 16, 64) },
+        Wl {
+            name: "unix-64-c1",
+            title: "Unix-stream echo ping-pong, 64 B, 1 connection",
+            kind: Net("unix", "unix", 1, 64),
+        },
+        Wl {
+            name: "churn-c16",
+            title: "Connection churn (connect, 64 B round trip, close), 16 in flight",
+            kind: Net("echo", "churn", 16, 64),
+        },
         Wl { name: "idle-mem", title: "Memory: RSS per idle connection", kind: Idle },
         Wl { name: "rt-spawn", title: "Runtime: spawn + join, per task", kind: Rt("spawn") },
         Wl { name: "rt-pingpong", title: "Runtime: two-task wake ping-pong, per round trip", kind: Rt("pingpong") },
@@ -119,7 +139,8 @@ fn main() {
             std::process::exit(2);
         }
     }
-    let wl_filter: Option<Vec<String>> = a.get("workloads").map(|s| s.split(',').map(|s| s.trim().to_string()).collect());
+    let wl_filter: Option<Vec<String>> =
+        a.get("workloads").map(|s| s.split(',').map(|s| s.trim().to_string()).collect());
     let wls: Vec<Wl> = workloads()
         .into_iter()
         .filter(|w| wl_filter.as_ref().map_or(true, |f| f.iter().any(|x| x == w.name)))
@@ -173,7 +194,13 @@ fn main() {
                 line.set("contender", Val::Str(c.clone()));
                 line.set("round", Val::Num(round as f64));
                 let _ = writeln!(raw, "{}", line.to_line());
-                eprintln!("[bench] r{round} {:<13} {:<9} {} ({:.1}s)", w.name, c, summary(w, &j), t.elapsed().as_secs_f64());
+                eprintln!(
+                    "[bench] r{round} {:<13} {:<9} {} ({:.1}s)",
+                    w.name,
+                    c,
+                    summary(w, &j),
+                    t.elapsed().as_secs_f64()
+                );
                 recs.push(Rec { workload: w.name.to_string(), contender: c.clone(), round, j });
                 std::thread::sleep(Duration::from_millis(150));
             }
@@ -433,7 +460,18 @@ fn idle_run(cfg: &Cfg, c: &str, tag: &str) -> Result<Json, String> {
     let pid = srv.child.id();
     let rss0 = proc_rss_bytes(pid).ok_or("no RSS")?;
     let mut cmd = Command::new(cfg.bin.join("loadgen"));
-    cmd.args(["--workload", "idle", "--cpu", "0", "--addr", &srv.addr, "--conns", &cfg.idle_conns.to_string(), "--size", "64"]);
+    cmd.args([
+        "--workload",
+        "idle",
+        "--cpu",
+        "0",
+        "--addr",
+        &srv.addr,
+        "--conns",
+        &cfg.idle_conns.to_string(),
+        "--size",
+        "64",
+    ]);
     cmd.args(["--hold", "120"]);
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
     let mut lg = cmd.spawn().map_err(|e| format!("spawn loadgen: {e}"))?;
@@ -637,12 +675,18 @@ fn cmd_out(p: &str, args: &[&str]) -> String {
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown".into());
     let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|s| s.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<f64>().unwrap_or(0.0)))
+        .and_then(|s| {
+            s.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<f64>().unwrap_or(0.0))
+        })
         .map(|kb| format!("{:.1} GiB", kb / 1048576.0))
         .unwrap_or_default();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
@@ -683,7 +727,10 @@ fn write_report(cfg: &Cfg, wls: &[Wl], recs: &[Rec], sys: &[(String, String, Jso
         "- load generator: `loadgen` (one thread; blocking socket for 1 connection, mio loop otherwise; verifies \
          every byte; HdrHistogram latencies). HTTP: {}.",
         match &cfg.wrk {
-            Some(w) => format!("`wrk -t1 -c50` ({}) pinned to CPU 0, plus a 16-deep pipelining check by `loadgen` in round 0", w),
+            Some(w) => format!(
+                "`wrk -t1 -c50` ({}) pinned to CPU 0, plus a 16-deep pipelining check by `loadgen` in round 0",
+                w
+            ),
             None => "wrk not installed: `loadgen --workload http` (one request in flight per connection)".to_string(),
         }
     );
@@ -729,7 +776,8 @@ fn write_report(cfg: &Cfg, wls: &[Wl], recs: &[Rec], sys: &[(String, String, Jso
                 .filter_map(|r| r.j.get_str("error"))
                 .collect();
             if v.is_empty() {
-                let _ = writeln!(s, "| {c} | failed: {} |", errs.first().copied().unwrap_or("no data").replace('|', "/"));
+                let _ =
+                    writeln!(s, "| {c} | failed: {} |", errs.first().copied().unwrap_or("no data").replace('|', "/"));
                 continue;
             }
             let mn = v.iter().cloned().fold(f64::INFINITY, f64::min);
@@ -766,7 +814,11 @@ fn write_report(cfg: &Cfg, wls: &[Wl], recs: &[Rec], sys: &[(String, String, Jso
                     );
                 }
                 Kind::Idle => {
-                    let mib = |k: &str| median(&vals(recs, w.name, c, k)).map(|v| format!("{:.1} MiB", v / 1048576.0)).unwrap_or("–".into());
+                    let mib = |k: &str| {
+                        median(&vals(recs, w.name, c, k))
+                            .map(|v| format!("{:.1} MiB", v / 1048576.0))
+                            .unwrap_or("–".into())
+                    };
                     let _ = writeln!(
                         s,
                         "| {c} | {medv} | {range} | {rt} | {rm} | {} | {} | {} |",
@@ -785,7 +837,11 @@ fn write_report(cfg: &Cfg, wls: &[Wl], recs: &[Rec], sys: &[(String, String, Jso
                             med(recs, w.name, c, "elapsed_ms")
                         );
                     } else {
-                        let _ = writeln!(s, "| {c} | {medv} | {range} | {rt} | {} |", med(recs, w.name, c, "cpu_ns_per_op"));
+                        let _ = writeln!(
+                            s,
+                            "| {c} | {medv} | {range} | {rt} | {} |",
+                            med(recs, w.name, c, "cpu_ns_per_op")
+                        );
                     }
                 }
             }
@@ -875,11 +931,8 @@ fn svg_panels(title: &str, panels: &[(String, Vec<(String, f64)>)]) -> String {
 
 fn write_charts(cfg: &Cfg, wls: &[Wl], recs: &[Rec]) {
     let panel = |w: &Wl, key: &str, unit: &str| -> Option<(String, Vec<(String, f64)>)> {
-        let bars: Vec<(String, f64)> = cfg
-            .contenders
-            .iter()
-            .filter_map(|c| median(&vals(recs, w.name, c, key)).map(|v| (c.clone(), v)))
-            .collect();
+        let bars: Vec<(String, f64)> =
+            cfg.contenders.iter().filter_map(|c| median(&vals(recs, w.name, c, key)).map(|v| (c.clone(), v))).collect();
         (!bars.is_empty()).then(|| (format!("{} ({unit})", w.name), bars))
     };
     let net: Vec<&Wl> = wls.iter().filter(|w| matches!(w.kind, Kind::Net(..) | Kind::Http(_))).collect();

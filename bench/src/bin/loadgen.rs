@@ -16,8 +16,8 @@
 //! JSON line and holds them open until stdin closes (or `--hold` seconds pass).
 
 use blitz_io_bench::{
-    apply_cpu_arg, pattern_byte, proc_cpu_secs, raise_nofile, self_cpu_secs, set_linger_zero, Args, Json,
-    HTTP_REQUEST, HTTP_RESPONSE,
+    apply_cpu_arg, pattern_byte, proc_cpu_secs, raise_nofile, self_cpu_secs, set_linger_zero, Args, Json, HTTP_REQUEST,
+    HTTP_RESPONSE,
 };
 use hdrhistogram::Histogram;
 use mio::{Events, Interest, Poll, Token};
@@ -177,10 +177,9 @@ impl Meter {
             .num("loadgen_cpu_s", cpu)
             .num("loadgen_cpu_us_per_rt", if self.count > 0 { cpu * 1e6 / self.count as f64 } else { 0.0 });
         if let Some(s) = srv {
-            j = j.num("server_cpu_s", s).num(
-                "server_cpu_us_per_rt",
-                if self.count > 0 { s * 1e6 / self.count as f64 } else { 0.0 },
-            );
+            j = j
+                .num("server_cpu_s", s)
+                .num("server_cpu_us_per_rt", if self.count > 0 { s * 1e6 / self.count as f64 } else { 0.0 });
         }
         let _ = self.start;
         j
@@ -724,9 +723,8 @@ fn churn_bench(o: &Opts) -> io::Result<Json> {
             }
         }
     };
-    let mut slots: Vec<Slot> = (0..o.conns)
-        .map(|_| Slot { s: None, connected: false, sent: 0, got: 0, t0: Instant::now() })
-        .collect();
+    let mut slots: Vec<Slot> =
+        (0..o.conns).map(|_| Slot { s: None, connected: false, sent: 0, got: 0, t0: Instant::now() }).collect();
     for (i, sl) in slots.iter_mut().enumerate() {
         open(&poll, i, sl, &mut errors);
     }

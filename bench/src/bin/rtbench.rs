@@ -179,7 +179,10 @@ mod bz {
     rt_benches!(blitz_io::task::spawn, blitz_io::time::sleep, |h| h.await.unwrap());
 }
 
-fn run_bench<F: Future<Output = Out> + Send>(block_on: &dyn Fn(std::pin::Pin<Box<dyn Future<Output = Out> + Send>>) -> Out, mk: impl Fn() -> F) -> Out
+fn run_bench<F: Future<Output = Out> + Send>(
+    block_on: &dyn Fn(std::pin::Pin<Box<dyn Future<Output = Out> + Send>>) -> Out,
+    mk: impl Fn() -> F,
+) -> Out
 where
     F: 'static,
 {

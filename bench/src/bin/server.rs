@@ -74,9 +74,16 @@ pub struct Cfg {
 
 impl Cfg {
     fn sockaddr(&self) -> io::Result<std::net::SocketAddr> {
-        self.addr
-            .parse()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("--addr {}: {e}", self.addr)))
+        self.addr.parse().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("--addr {}: {e}", self.addr)))
+    }
+}
+
+/// Re-issues listen(2) with a backlog of 1024, the backlog blitz-io's listeners use
+/// (std, mio, tokio and smol bind with 128). Linux applies a second listen() to an
+/// already listening socket as a backlog change.
+fn backlog_1024(fd: std::os::fd::RawFd) {
+    unsafe {
+        libc::listen(fd, 1024);
     }
 }
 
@@ -103,6 +110,7 @@ mod tk {
                 "echo" | "http" => {
                     let http = cfg.workload == "http";
                     let l = tokio::net::TcpListener::bind(cfg.sockaddr()?).await?;
+                    backlog_1024(std::os::fd::AsRawFd::as_raw_fd(&l));
                     ready(&l.local_addr()?.to_string());
                     loop {
                         let (s, _) = match l.accept().await {
@@ -120,6 +128,7 @@ mod tk {
                 }
                 "unix" => {
                     let l = tokio::net::UnixListener::bind(&cfg.path)?;
+                    backlog_1024(std::os::fd::AsRawFd::as_raw_fd(&l));
                     ready(&cfg.path);
                     loop {
                         let (s, _) = match l.accept().await {
@@ -199,6 +208,7 @@ mod sm {
                 "echo" | "http" => {
                     let http = cfg.workload == "http";
                     let l = Async::<std::net::TcpListener>::bind(cfg.sockaddr()?)?;
+                    backlog_1024(std::os::fd::AsRawFd::as_raw_fd(l.get_ref()));
                     ready(&l.get_ref().local_addr()?.to_string());
                     loop {
                         let (s, _) = match l.accept().await {
@@ -217,6 +227,7 @@ mod sm {
                 }
                 "unix" => {
                     let l = Async::<std::os::unix::net::UnixListener>::bind(&cfg.path)?;
+                    backlog_1024(std::os::fd::AsRawFd::as_raw_fd(l.get_ref()));
                     ready(&cfg.path);
                     loop {
                         let (s, _) = match l.accept().await {
@@ -290,36 +301,39 @@ mod bz {
     /// One connection's loop; a macro because TcpStream and UnixStream share method
     /// names but (per API.md) no trait.
     macro_rules! serve {
-        ($s:ident, $http:expr) => {{
-            let mut buf = vec![0u8; BUF];
-            if !$http {
-                loop {
-                    let n = $s.read(&mut buf).await?;
-                    if n == 0 {
-                        break;
+        ($s:ident, $http:expr) => {
+            (async {
+                let mut buf = vec![0u8; BUF];
+                if !$http {
+                    loop {
+                        let n = $s.read(&mut buf).await?;
+                        if n == 0 {
+                            break;
+                        }
+                        $s.write_all(&buf[..n]).await?;
                     }
-                    $s.write_all(&buf[..n]).await?;
+                } else {
+                    let mut inbuf: Vec<u8> = Vec::with_capacity(4096);
+                    let mut out: Vec<u8> = Vec::with_capacity(4096);
+                    loop {
+                        let n = $s.read(&mut buf).await?;
+                        if n == 0 {
+                            break;
+                        }
+                        inbuf.extend_from_slice(&buf[..n]);
+                        if http_process(&mut inbuf, &mut out) == HttpStep::Bad {
+                            break;
+                        }
+                        if !out.is_empty() {
+                            $s.write_all(&out).await?;
+                            out.clear();
+                        }
+                    }
                 }
-            } else {
-                let mut inbuf: Vec<u8> = Vec::with_capacity(4096);
-                let mut out: Vec<u8> = Vec::with_capacity(4096);
-                loop {
-                    let n = $s.read(&mut buf).await?;
-                    if n == 0 {
-                        break;
-                    }
-                    inbuf.extend_from_slice(&buf[..n]);
-                    if http_process(&mut inbuf, &mut out) == HttpStep::Bad {
-                        break;
-                    }
-                    if !out.is_empty() {
-                        $s.write_all(&out).await?;
-                        out.clear();
-                    }
-                }
-            }
-            Ok::<(), io::Error>(())
-        }};
+                Ok::<(), io::Error>(())
+            })
+            .await
+        };
     }
 
     pub fn run(mt: bool, cfg: Cfg) -> io::Result<()> {
@@ -502,11 +516,13 @@ mod mioloop {
         match cfg.workload.as_str() {
             "echo" | "http" => {
                 let l = TcpListener::bind(cfg.sockaddr()?)?;
+                backlog_1024(std::os::fd::AsRawFd::as_raw_fd(&l));
                 ready(&l.local_addr()?.to_string());
                 stream_loop(Listener::Tcp(l), cfg.workload == "http")
             }
             "unix" => {
                 let l = UnixListener::bind(&cfg.path)?;
+                backlog_1024(std::os::fd::AsRawFd::as_raw_fd(&l));
                 ready(&cfg.path);
                 stream_loop(Listener::Unix(l), false)
             }
@@ -574,7 +590,8 @@ mod mioloop {
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                         Err(_) => {
                             // EMFILE and friends: back off instead of spinning
-                            accept_paused_until = Some(std::time::Instant::now() + std::time::Duration::from_millis(10));
+                            accept_paused_until =
+                                Some(std::time::Instant::now() + std::time::Duration::from_millis(10));
                             break;
                         }
                     };
@@ -632,7 +649,9 @@ mod mioloop {
                         }
                         match sock.send_to(&buf[..n], a) {
                             Ok(_) => {}
-                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => pending.push_back((buf[..n].to_vec(), a)),
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                                pending.push_back((buf[..n].to_vec(), a))
+                            }
                             Err(_) => {}
                         }
                     }
