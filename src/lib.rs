@@ -65,6 +65,7 @@
 
 mod error;
 pub mod io;
+pub(crate) mod loom;
 pub mod net;
 pub mod runtime;
 pub(crate) mod sys;

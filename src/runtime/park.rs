@@ -30,17 +30,65 @@
 //! * unpark between the CAS to `PARKED_CONDVAR` and `wait`: the parker holds the mutex
 //!   across the CAS and the wait; the unparker takes the mutex before notifying.
 //! * spurious wake-ups: park may return without an unpark; callers re-check their queues.
+//!
+//! # Model checking
+//!
+//! The parker is written against the [`Park`] trait (implemented by the I/O [`Driver`])
+//! and the `crate::loom` switch, so the `loom_tests` below check the protocol with a mock
+//! driver under `RUSTFLAGS="--cfg loom"`: every interleaving of park/unpark, condvar and
+//! driver paths, must end with the parked thread awake.
 
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use super::io::Driver;
+use crate::loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use crate::loom::sync::{Condvar, Mutex};
 
 const EMPTY: usize = 0;
 const PARKED_CONDVAR: usize = 1;
 const PARKED_DRIVER: usize = 2;
 const NOTIFIED: usize = 3;
+
+/// What a parker can sleep in besides its condvar: the I/O driver (or, in the loom
+/// models, a mock of it).
+pub(crate) trait Park {
+    /// If no other thread is turning the driver: runs `before_wait` while holding it; if
+    /// that returns `true`, blocks in the driver for up to `timeout` (or until
+    /// [`Park::unpark`]), runs `after_wait` as soon as the wait ends (before any task is
+    /// woken), then dispatches events. Returns `false`, running neither closure, when the
+    /// driver is busy.
+    ///
+    /// An [`Park::unpark`] issued at any time after `before_wait` started must end the
+    /// wait (the driver's wake-up is sticky, like an eventfd).
+    fn try_turn(
+        &self,
+        timeout: Option<Duration>,
+        before_wait: impl FnOnce() -> bool,
+        after_wait: impl FnOnce(),
+    ) -> bool;
+
+    /// Makes a thread blocked in [`Park::try_turn`] return.
+    fn unpark(&self);
+}
+
+impl Park for Driver {
+    fn try_turn(
+        &self,
+        timeout: Option<Duration>,
+        before_wait: impl FnOnce() -> bool,
+        after_wait: impl FnOnce(),
+    ) -> bool {
+        let Some(mut core) = self.try_lock_core() else { return false };
+        if before_wait() {
+            self.turn(&mut core, timeout, after_wait);
+        }
+        true
+    }
+
+    fn unpark(&self) {
+        Driver::unpark(self);
+    }
+}
 
 /// One thread's parking spot.
 #[derive(Debug, Default)]
@@ -59,30 +107,51 @@ impl Parker {
     /// `after_wake` runs once the thread is awake again and before the driver wakes any
     /// task (or right away when the thread did not block in the driver).
     pub(crate) fn park(&self, driver: &Driver, timeout: Option<Duration>, may_drive: bool, after_wake: impl FnOnce()) {
+        self.park_on(driver, timeout, may_drive, after_wake);
+    }
+
+    /// [`Parker::park`] on any [`Park`] implementation.
+    pub(crate) fn park_on<D: Park + ?Sized>(
+        &self,
+        driver: &D,
+        timeout: Option<Duration>,
+        may_drive: bool,
+        after_wake: impl FnOnce(),
+    ) {
         if self.state.compare_exchange(NOTIFIED, EMPTY, SeqCst, SeqCst).is_ok() {
             after_wake();
             return;
         }
-        if may_drive {
-            if let Some(mut core) = driver.try_lock_core() {
-                if self.state.compare_exchange(EMPTY, PARKED_DRIVER, SeqCst, SeqCst).is_err() {
+        let mut after_wake = Some(after_wake);
+        let drove = may_drive
+            && driver.try_turn(
+                timeout,
+                || {
+                    // Holding the driver: announce it, unless an unpark came in between.
+                    let parked = self.state.compare_exchange(EMPTY, PARKED_DRIVER, SeqCst, SeqCst).is_ok();
+                    if !parked {
+                        self.state.swap(EMPTY, SeqCst);
+                    }
+                    parked
+                },
+                || {
                     self.state.swap(EMPTY, SeqCst);
-                    after_wake();
-                    return;
-                }
-                driver.turn(&mut core, timeout, || {
-                    self.state.swap(EMPTY, SeqCst);
-                    after_wake();
-                });
-                return;
-            }
+                    if let Some(f) = after_wake.take() {
+                        f();
+                    }
+                },
+            );
+        if !drove {
+            self.park_condvar(timeout);
         }
-        self.park_condvar(timeout);
-        after_wake();
+        // Not yet run when the thread used the condvar or an unpark beat `before_wait`.
+        if let Some(f) = after_wake.take() {
+            f();
+        }
     }
 
     fn park_condvar(&self, timeout: Option<Duration>) {
-        let mut guard = self.mutex.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut guard = crate::loom::lock(&self.mutex);
         if self.state.compare_exchange(EMPTY, PARKED_CONDVAR, SeqCst, SeqCst).is_err() {
             self.state.swap(EMPTY, SeqCst);
             return;
@@ -90,13 +159,13 @@ impl Parker {
         let deadline = timeout.map(|t| std::time::Instant::now() + t);
         loop {
             guard = match deadline {
-                None => self.condvar.wait(guard).unwrap_or_else(PoisonError::into_inner),
+                None => crate::loom::wait(&self.condvar, guard),
                 Some(d) => {
                     let now = std::time::Instant::now();
                     if now >= d {
                         break;
                     }
-                    self.condvar.wait_timeout(guard, d - now).unwrap_or_else(PoisonError::into_inner).0
+                    crate::loom::wait_timeout(&self.condvar, guard, d - now)
                 }
             };
             if self.state.load(SeqCst) == NOTIFIED {
@@ -109,13 +178,185 @@ impl Parker {
 
     /// Wakes the parked thread, or makes its next `park` return at once.
     pub(crate) fn unpark(&self, driver: &Driver) {
+        self.unpark_on(driver);
+    }
+
+    /// [`Parker::unpark`] on any [`Park`] implementation.
+    pub(crate) fn unpark_on<D: Park + ?Sized>(&self, driver: &D) {
         match self.state.swap(NOTIFIED, SeqCst) {
             PARKED_CONDVAR => {
-                drop(self.mutex.lock().unwrap_or_else(PoisonError::into_inner));
+                drop(crate::loom::lock(&self.mutex));
                 self.condvar.notify_one();
             }
             PARKED_DRIVER => driver.unpark(),
             _ => {}
         }
+    }
+}
+
+/// Loom models of the park/unpark protocol. Run with
+/// `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release --lib loom`.
+///
+/// Every model has a thread wait for a condition in the only correct way (`while
+/// !cond { park }`); a lost wake-up leaves it parked forever, which loom reports as a
+/// deadlock.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use crate::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    use crate::loom::sync::{Arc, Condvar, Mutex};
+    use loom::thread;
+    use std::cell::Cell;
+
+    /// A mock I/O driver: a try-lock "core" and a sticky wake-up flag (the eventfd). A
+    /// turn blocks until unparked; it never times out and never wakes spuriously, so the
+    /// parker gets no help from the driver.
+    #[derive(Default)]
+    struct MockDriver {
+        core: Mutex<()>,
+        woken: Mutex<bool>,
+        condvar: Condvar,
+        turns: AtomicUsize,
+    }
+
+    impl Park for MockDriver {
+        fn try_turn(
+            &self,
+            _timeout: Option<Duration>,
+            before_wait: impl FnOnce() -> bool,
+            after_wait: impl FnOnce(),
+        ) -> bool {
+            let Ok(_core) = self.core.try_lock() else { return false };
+            if before_wait() {
+                self.turns.fetch_add(1, SeqCst);
+                let mut woken = crate::loom::lock(&self.woken);
+                while !*woken {
+                    woken = crate::loom::wait(&self.condvar, woken);
+                }
+                *woken = false;
+                drop(woken);
+                after_wait();
+            }
+            true
+        }
+
+        fn unpark(&self) {
+            *crate::loom::lock(&self.woken) = true;
+            self.condvar.notify_one();
+        }
+    }
+
+    struct Shared {
+        parker: Parker,
+        driver: MockDriver,
+        ready: AtomicUsize,
+    }
+
+    fn shared() -> Arc<Shared> {
+        Arc::new(Shared { parker: Parker::default(), driver: MockDriver::default(), ready: AtomicUsize::new(0) })
+    }
+
+    /// Parks until `ready` reaches `n`, checking that `after_wake` runs exactly once per
+    /// park.
+    fn park_until(s: &Shared, n: usize, may_drive: bool) {
+        while s.ready.load(SeqCst) < n {
+            let woke = Cell::new(false);
+            s.parker.park_on(&s.driver, None, may_drive, || assert!(!woke.replace(true), "after_wake twice"));
+            assert!(woke.get(), "after_wake not run");
+        }
+    }
+
+    fn notify(s: &Shared) {
+        s.ready.fetch_add(1, SeqCst);
+        s.parker.unpark_on(&s.driver);
+    }
+
+    #[test]
+    fn loom_park_condvar_vs_unpark() {
+        crate::loom::model("park_condvar_vs_unpark", || {
+            let s = shared();
+            let s2 = s.clone();
+            let t = thread::spawn(move || notify(&s2));
+            park_until(&s, 1, false);
+            t.join().unwrap();
+            assert_eq!(s.driver.turns.load(SeqCst), 0, "may_drive=false must not drive");
+        });
+    }
+
+    #[test]
+    fn loom_park_driver_vs_unpark() {
+        crate::loom::model("park_driver_vs_unpark", || {
+            let s = shared();
+            let s2 = s.clone();
+            let t = thread::spawn(move || notify(&s2));
+            park_until(&s, 1, true);
+            t.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn loom_unpark_before_park_returns_at_once() {
+        crate::loom::model("unpark_before_park", || {
+            let s = shared();
+            let s2 = s.clone();
+            thread::spawn(move || s2.parker.unpark_on(&s2.driver)).join().unwrap();
+            // The notification is pending: one park returns without sleeping anywhere.
+            let woke = Cell::new(false);
+            s.parker.park_on(&s.driver, None, true, || woke.set(true));
+            assert!(woke.get());
+            assert_eq!(s.driver.turns.load(SeqCst), 0, "must not block in the driver");
+            // And it was consumed: the state is back to EMPTY.
+            assert_eq!(s.parker.state.load(SeqCst), EMPTY);
+        });
+    }
+
+    #[test]
+    fn loom_park_two_unparkers() {
+        crate::loom::model("park_two_unparkers", || {
+            let s = shared();
+            let ts: Vec<_> = (0..2)
+                .map(|_| {
+                    let s = s.clone();
+                    thread::spawn(move || notify(&s))
+                })
+                .collect();
+            park_until(&s, 2, true);
+            for t in ts {
+                t.join().unwrap();
+            }
+        });
+    }
+
+    #[test]
+    fn loom_two_parkers_share_driver() {
+        // Two workers park on one driver (one takes it, the other its condvar); a third
+        // thread makes work and unparks both.
+        struct Two {
+            parkers: [Parker; 2],
+            driver: MockDriver,
+            ready: AtomicBool,
+        }
+        crate::loom::model("two_parkers_share_driver", || {
+            let s = Arc::new(Two {
+                parkers: [Parker::default(), Parker::default()],
+                driver: MockDriver::default(),
+                ready: AtomicBool::new(false),
+            });
+            let waiter = |i: usize| {
+                let s = s.clone();
+                thread::spawn(move || {
+                    while !s.ready.load(SeqCst) {
+                        s.parkers[i].park_on(&s.driver, None, true, || {});
+                    }
+                })
+            };
+            let a = waiter(0);
+            let b = waiter(1);
+            s.ready.store(true, SeqCst);
+            s.parkers[0].unpark_on(&s.driver);
+            s.parkers[1].unpark_on(&s.driver);
+            a.join().unwrap();
+            b.join().unwrap();
+        });
     }
 }

@@ -51,12 +51,18 @@
 //!
 //! Wakers are woken after the lock is released, each inside `catch_unwind`, so a waker
 //! that panics cannot stop the driver or poison the lock.
+//!
+//! # Model checking
+//!
+//! The word and the lock come from `crate::loom`, so under `RUSTFLAGS="--cfg loom"` the
+//! `loom_tests` below run this protocol through every interleaving (lost wake-ups show up
+//! as deadlocks).
 
-use std::sync::atomic::{AtomicUsize, Ordering::AcqRel, Ordering::Acquire};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use crate::io::{Interest, Ready};
+use crate::loom::sync::atomic::{AtomicUsize, Ordering::AcqRel, Ordering::Acquire};
+use crate::loom::sync::{Mutex, MutexGuard};
 
 const READY_MASK: usize = 0b1111;
 const SHUTDOWN: usize = 1 << 4;
@@ -120,7 +126,7 @@ impl ScheduledIo {
     }
 
     fn lock(&self) -> MutexGuard<'_, Waiters> {
-        self.waiters.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::loom::lock(&self.waiters)
     }
 
     fn event(word: usize, interest: Interest) -> ReadyEvent {
@@ -212,7 +218,12 @@ impl ScheduledIo {
 
     /// List-based wait (for futures on `&self`). `key` is the caller's entry, created on
     /// the first `Pending` and kept until [`ScheduledIo::remove_waiter`].
-    pub(crate) fn poll_waiter(&self, cx: &mut Context<'_>, interest: Interest, key: &mut Option<usize>) -> Poll<ReadyEvent> {
+    pub(crate) fn poll_waiter(
+        &self,
+        cx: &mut Context<'_>,
+        interest: Interest,
+        key: &mut Option<usize>,
+    ) -> Poll<ReadyEvent> {
         if let Some(ev) = self.ready_now(interest) {
             return Poll::Ready(ev);
         }
@@ -365,5 +376,273 @@ mod tests {
         io.clear_readiness(ev);
         let Poll::Ready(ev) = io.poll_ready(&mut cx, Direction::Read) else { panic!("read-closed stays") };
         assert!(ev.ready.is_read_closed());
+    }
+}
+
+/// Loom models of the readiness protocol. Run with
+/// `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release --lib loom`.
+///
+/// Tasks wait the way a real executor makes them: poll, and on `Pending` block until
+/// their waker is called. A lost wake-up leaves a task blocked forever, which loom
+/// reports as a deadlock.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use crate::loom::sync::{Arc, Condvar, Mutex};
+    use loom::thread;
+    use std::task::Wake;
+
+    /// A waker that sets a flag; [`Flag::wait`] blocks until it is set, then clears it.
+    #[derive(Default)]
+    struct Flag {
+        woken: Mutex<bool>,
+        condvar: Condvar,
+    }
+
+    impl Wake for Flag {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.wake_by_ref();
+        }
+
+        fn wake_by_ref(self: &std::sync::Arc<Self>) {
+            *crate::loom::lock(&self.woken) = true;
+            self.condvar.notify_one();
+        }
+    }
+
+    impl Flag {
+        fn wait(&self) {
+            let mut woken = crate::loom::lock(&self.woken);
+            while !*woken {
+                woken = crate::loom::wait(&self.condvar, woken);
+            }
+            *woken = false;
+        }
+    }
+
+    fn flag_waker() -> (std::sync::Arc<Flag>, Waker) {
+        let flag = std::sync::Arc::new(Flag::default());
+        let waker = Waker::from(flag.clone());
+        (flag, waker)
+    }
+
+    /// A registration whose read readiness has been consumed (a `recv` hit `WouldBlock`).
+    fn not_readable() -> Arc<ScheduledIo> {
+        let io = ScheduledIo::new();
+        let (_, waker) = flag_waker();
+        let mut cx = Context::from_waker(&waker);
+        let Poll::Ready(ev) = io.poll_ready(&mut cx, Direction::Read) else { panic!("starts readable") };
+        io.clear_readiness(ev);
+        assert!(io.poll_ready_peek(&mut cx, Direction::Read).is_pending());
+        Arc::new(io)
+    }
+
+    /// The driver side of one event: set readiness, then wake outside the lock.
+    fn event(io: &ScheduledIo, ready: Ready) {
+        let mut wake = Vec::new();
+        io.set_readiness(ready, &mut wake);
+        wake_all(&mut wake);
+    }
+
+    /// Data arrives (the "kernel buffer", a mutex-protected flag: a loom atomic would hit
+    /// loom's modification-order bug, tokio-rs/loom#389, where a load after a racing
+    /// store and swap may read a value coherence forbids) and the driver reports it,
+    /// racing with a
+    /// task running the `poll_io` loop: poll readiness, try the operation, clear the
+    /// readiness it saw on `WouldBlock`, wait for the waker on `Pending`. The task starts
+    /// with the registration's initial (stale) readiness, so the clear can race the
+    /// event. It must get the data.
+    #[test]
+    fn loom_set_readiness_vs_poll_and_clear() {
+        crate::loom::model("set_readiness_vs_poll_and_clear", || {
+            let io = Arc::new(ScheduledIo::new());
+            let data = Arc::new(Mutex::new(false));
+            let driver = {
+                let (io, data) = (io.clone(), data.clone());
+                thread::spawn(move || {
+                    *crate::loom::lock(&data) = true;
+                    event(&io, Ready::READABLE);
+                })
+            };
+            let (flag, waker) = flag_waker();
+            let mut cx = Context::from_waker(&waker);
+            loop {
+                match io.poll_ready(&mut cx, Direction::Read) {
+                    Poll::Ready(ev) => {
+                        assert!(ev.ready.is_readable() && !ev.is_shutdown);
+                        if std::mem::take(&mut *crate::loom::lock(&data)) {
+                            break;
+                        }
+                        io.clear_readiness(ev); // WouldBlock
+                    }
+                    Poll::Pending => flag.wait(),
+                }
+            }
+            driver.join().unwrap();
+        });
+    }
+
+    /// The same race through the waiter list (the `async_io` loop of `&self` futures).
+    #[test]
+    fn loom_set_readiness_vs_poll_waiter_and_clear() {
+        crate::loom::model("set_readiness_vs_poll_waiter_and_clear", || {
+            let io = Arc::new(ScheduledIo::new());
+            let data = Arc::new(Mutex::new(false));
+            let driver = {
+                let (io, data) = (io.clone(), data.clone());
+                thread::spawn(move || {
+                    *crate::loom::lock(&data) = true;
+                    event(&io, Ready::READABLE);
+                })
+            };
+            let (flag, waker) = flag_waker();
+            let mut cx = Context::from_waker(&waker);
+            let mut key = None;
+            loop {
+                match io.poll_waiter(&mut cx, Interest::READABLE, &mut key) {
+                    Poll::Ready(ev) => {
+                        if std::mem::take(&mut *crate::loom::lock(&data)) {
+                            break;
+                        }
+                        io.clear_readiness(ev);
+                    }
+                    Poll::Pending => flag.wait(),
+                }
+            }
+            if let Some(k) = key {
+                io.remove_waiter(k);
+            }
+            driver.join().unwrap();
+            assert_eq!(io.num_list_waiters(), 0);
+        });
+    }
+
+    /// Two list waiters and one event: both are woken and see the readiness.
+    #[test]
+    fn loom_two_waiters_both_woken() {
+        crate::loom::model("two_waiters_both_woken", || {
+            let io = not_readable();
+            let waiters: Vec<_> = (0..2)
+                .map(|_| {
+                    let io = io.clone();
+                    thread::spawn(move || {
+                        let (flag, waker) = flag_waker();
+                        let mut cx = Context::from_waker(&waker);
+                        let mut key = None;
+                        let ev = loop {
+                            match io.poll_waiter(&mut cx, Interest::READABLE, &mut key) {
+                                Poll::Ready(ev) => break ev,
+                                Poll::Pending => flag.wait(),
+                            }
+                        };
+                        assert!(ev.ready.is_readable());
+                        if let Some(k) = key {
+                            io.remove_waiter(k);
+                        }
+                    })
+                })
+                .collect();
+            event(&io, Ready::READABLE);
+            for w in waiters {
+                w.join().unwrap();
+            }
+            assert_eq!(io.num_list_waiters(), 0);
+        });
+    }
+
+    /// The driver shuts down while a slot poller and a list poller wait: both complete,
+    /// reporting shutdown.
+    #[test]
+    fn loom_shutdown_vs_poll() {
+        crate::loom::model("shutdown_vs_poll", || {
+            let io = not_readable();
+            let slot = {
+                let io = io.clone();
+                thread::spawn(move || {
+                    let (flag, waker) = flag_waker();
+                    let mut cx = Context::from_waker(&waker);
+                    loop {
+                        match io.poll_ready(&mut cx, Direction::Read) {
+                            Poll::Ready(ev) => break assert!(ev.is_shutdown),
+                            Poll::Pending => flag.wait(),
+                        }
+                    }
+                })
+            };
+            let list = {
+                let io = io.clone();
+                thread::spawn(move || {
+                    let (flag, waker) = flag_waker();
+                    let mut cx = Context::from_waker(&waker);
+                    let mut key = None;
+                    loop {
+                        match io.poll_waiter(&mut cx, Interest::READABLE, &mut key) {
+                            Poll::Ready(ev) => break assert!(ev.is_shutdown),
+                            Poll::Pending => flag.wait(),
+                        }
+                    }
+                    if let Some(k) = key {
+                        io.remove_waiter(k);
+                    }
+                })
+            };
+            let mut wake = Vec::new();
+            io.shutdown(&mut wake);
+            wake_all(&mut wake);
+            slot.join().unwrap();
+            list.join().unwrap();
+        });
+    }
+
+    /// A clear with the tick the task saw never erases an event that came after it: at
+    /// the end either the socket is still readable or the task saw the latest tick.
+    #[test]
+    fn loom_stale_clear_keeps_newer_event() {
+        crate::loom::model("stale_clear_keeps_newer_event", || {
+            let io = Arc::new(ScheduledIo::new());
+            let driver = {
+                let io = io.clone();
+                thread::spawn(move || {
+                    event(&io, Ready::READABLE);
+                    event(&io, Ready::READABLE);
+                })
+            };
+            let (_, waker) = flag_waker();
+            let mut cx = Context::from_waker(&waker);
+            let Poll::Ready(seen) = io.poll_ready(&mut cx, Direction::Read) else { panic!("readable from the start") };
+            io.clear_readiness(seen);
+            driver.join().unwrap();
+            // Writable is never cleared here, so peeking it reads the current tick.
+            let Poll::Ready(now) = io.poll_ready_peek(&mut cx, Direction::Write) else { unreachable!() };
+            assert_eq!(now.tick, 2);
+            if io.poll_ready_peek(&mut cx, Direction::Read).is_pending() {
+                assert_eq!(seen.tick, now.tick, "a clear with a stale tick erased a newer event");
+            }
+        });
+    }
+
+    /// A list waiter is removed (its future dropped, e.g. the socket is being closed)
+    /// while the driver delivers an event: nothing panics, and no waker is retained.
+    #[test]
+    fn loom_remove_waiter_vs_event() {
+        crate::loom::model("remove_waiter_vs_event", || {
+            let io = not_readable();
+            let (flag, waker) = flag_waker();
+            let task = {
+                let io = io.clone();
+                thread::spawn(move || {
+                    let mut cx = Context::from_waker(&waker);
+                    let mut key = None;
+                    let _ = io.poll_waiter(&mut cx, Interest::READABLE, &mut key);
+                    if let Some(k) = key {
+                        io.remove_waiter(k);
+                    }
+                })
+            };
+            event(&io, Ready::READABLE);
+            task.join().unwrap();
+            assert_eq!(io.num_list_waiters(), 0);
+            assert_eq!(std::sync::Arc::strong_count(&flag), 1, "a removed waiter's waker was kept");
+        });
     }
 }
