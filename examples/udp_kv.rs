@@ -164,10 +164,7 @@ pub async fn lookup(
             Err(_elapsed) => continue,
         }
     }
-    Err(io::Error::new(
-        io::ErrorKind::TimedOut,
-        format!("no reply from {server} after {attempts} attempts"),
-    ))
+    Err(io::Error::new(io::ErrorKind::TimedOut, format!("no reply from {server} after {attempts} attempts")))
 }
 
 /// The table the demo server serves.

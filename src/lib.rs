@@ -71,6 +71,9 @@ pub mod runtime;
 pub(crate) mod sys;
 pub mod task;
 pub mod time;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod __fuzz;
 
 pub use blitz_io_macros::{main, test};
 pub use std::time::Duration;

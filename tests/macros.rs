@@ -31,9 +31,7 @@ async fn multi_thread_spawn_and_join() {
     let handle = blitz_io::task::spawn(async { 6 * 7 });
     assert_eq!(handle.await.unwrap(), 42);
 
-    let handles: Vec<_> = (0..16u64)
-        .map(|i| blitz_io::task::spawn(async move { i * i }))
-        .collect();
+    let handles: Vec<_> = (0..16u64).map(|i| blitz_io::task::spawn(async move { i * i })).collect();
     let mut sum = 0;
     for handle in handles {
         sum += handle.await.unwrap();
@@ -75,9 +73,7 @@ async fn multi_thread_runs_tasks_on_other_threads() {
 /// A test may return `io::Result<()>`, and `?` works in its body.
 #[blitz_io::test]
 async fn returns_io_result() -> std::io::Result<()> {
-    let n: u32 = "7"
-        .parse()
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let n: u32 = "7".parse().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     assert_eq!(n, 7);
     Ok(())
 }
@@ -144,16 +140,10 @@ async fn main_current_thread(a: u32, b: u32) -> u32 {
 
 #[blitz_io::main(worker_threads = 2)]
 pub(crate) async fn main_two_workers() -> std::io::Result<Vec<u32>> {
-    let handles: Vec<_> = (0..4)
-        .map(|i| blitz_io::task::spawn(async move { i }))
-        .collect();
+    let handles: Vec<_> = (0..4).map(|i| blitz_io::task::spawn(async move { i })).collect();
     let mut out = Vec::new();
     for handle in handles {
-        out.push(
-            handle
-                .await
-                .map_err(|e| std::io::Error::other(e.to_string()))?,
-        );
+        out.push(handle.await.map_err(|e| std::io::Error::other(e.to_string()))?);
     }
     Ok(out)
 }

@@ -19,6 +19,11 @@
 //!   number of tasks may wait on one socket. Cancel safe: the operation runs only inside
 //!   a single poll, so a dropped future has done nothing or everything.
 //!
+//! Before a socket is registered, `poll_io` and `async_io` run the call once first: a
+//! socket that never has to wait (an accepted stream whose request is already queued, a
+//! UDP send) is never registered at all, and a new registration starts with no cached
+//! readiness (epoll reports the socket's real state when it is added).
+//!
 //! Each completed operation spends one unit of the task's cooperative budget.
 //!
 //! # Caveats
@@ -148,6 +153,19 @@ impl<T: AsRawFd> Evented<T> {
         drained: impl Fn(&R) -> bool,
     ) -> Poll<io::Result<R>> {
         ready!(coop::poll_proceed(cx));
+        if self.reg.get().is_none() {
+            // Not registered yet: try the call first. A socket that never has to wait is
+            // never registered; one that does registers below, and epoll reports its
+            // state on registration, so the readiness it gains meanwhile is not lost.
+            match f(self.get()) {
+                Ok(v) => {
+                    coop::spend();
+                    return Poll::Ready(Ok(v));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
         loop {
             let ev = ready!(self.poll_ready(cx, dir))?;
             match f(self.get()) {
@@ -251,6 +269,17 @@ impl<T: AsRawFd, R, F: FnMut(&T) -> io::Result<R>> Future for AsyncIo<'_, T, F> 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<R>> {
         ready!(coop::poll_proceed(cx));
         let this = &mut *self;
+        if this.ev.reg.get().is_none() {
+            // Not registered yet: try the call first (see `poll_io`).
+            match (this.f)(this.ev.get()) {
+                Ok(v) => {
+                    coop::spend();
+                    return Poll::Ready(Ok(v));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
         loop {
             let reg = this.ev.registration()?;
             let ev = ready!(reg.io.poll_waiter(cx, this.interest, &mut this.key));

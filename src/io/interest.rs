@@ -39,14 +39,6 @@ impl Interest {
     pub const fn add(self, other: Interest) -> Interest {
         Interest(self.0 | other.0)
     }
-
-    pub(crate) fn to_mio(self) -> mio::Interest {
-        match (self.is_readable(), self.is_writable()) {
-            (true, false) => mio::Interest::READABLE,
-            (false, true) => mio::Interest::WRITABLE,
-            _ => mio::Interest::READABLE | mio::Interest::WRITABLE,
-        }
-    }
 }
 
 impl BitOr for Interest {

@@ -401,7 +401,7 @@ impl Inner {
         let mut i = 0;
         while i < state.exited.len() {
             let id = state.exited[i];
-            let finished = state.workers.get(&id).map_or(true, JoinHandle::is_finished);
+            let finished = state.workers.get(&id).is_none_or(JoinHandle::is_finished);
             if only_finished && !finished {
                 i += 1;
                 continue;

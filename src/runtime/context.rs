@@ -3,9 +3,10 @@
 //! * Worker threads, blocking-pool threads and any thread inside `block_on` have the
 //!   runtime's [`Handle`] set here; `spawn` and `Handle::current` read it.
 //! * Sockets and timers ask [`driver`] for the driver to register with: the current
-//!   runtime's, or else the process-wide fallback driver (never a panic).
+//!   runtime's (when this thread can count on it being turned), or else the process-wide
+//!   fallback driver (never a panic).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::sync::Arc;
 
@@ -14,6 +15,40 @@ use super::Handle;
 
 thread_local! {
     static CURRENT: RefCell<Option<Handle>> = const { RefCell::new(None) };
+    /// Set while this thread runs a scheduler: a worker's whole life, or inside
+    /// `block_on`. Blocking on another future here would stall the tasks this thread
+    /// must run, so `block_on` refuses (see [`BlockingRegion`]).
+    static IN_RUNTIME: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks this thread as running a scheduler until dropped.
+#[derive(Debug)]
+pub(crate) struct BlockingRegion(());
+
+impl BlockingRegion {
+    /// Enters the region.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the thread already runs a scheduler: a nested `block_on` would deadlock
+    /// (the outer one cannot run the tasks the inner one waits for).
+    #[track_caller]
+    pub(crate) fn enter() -> BlockingRegion {
+        if IN_RUNTIME.with(|f| f.replace(true)) {
+            panic!(
+                "cannot block_on inside a blitz-io runtime: this thread already runs one (a worker, or \
+                 inside block_on), and blocking it would stall the tasks it must run; .await the future \
+                 instead, or call block_on from spawn_blocking or a plain thread"
+            );
+        }
+        BlockingRegion(())
+    }
+}
+
+impl Drop for BlockingRegion {
+    fn drop(&mut self) {
+        IN_RUNTIME.with(|f| f.set(false));
+    }
 }
 
 /// Restores the previous current handle when dropped.
@@ -54,9 +89,33 @@ pub(crate) fn current() -> Option<Handle> {
 /// Only when there is no runtime and the fallback driver cannot be started (the OS
 /// refused an epoll instance or a thread).
 pub(crate) fn driver() -> io::Result<Arc<Driver>> {
-    let d = CURRENT.try_with(|c| c.borrow().as_ref().map(|h| h.inner.driver.clone())).ok().flatten();
+    // A current-thread runtime's driver turns only on the thread inside its `block_on`:
+    // any other thread (its blocking pool, a thread it handed a Handle to) uses the
+    // fallback driver, which always turns.
+    let d = CURRENT
+        .try_with(|c| c.borrow().as_ref().filter(|h| h.inner.scheduler.drives_here()).map(|h| h.inner.driver.clone()))
+        .ok()
+        .flatten();
     match d {
         Some(d) if !d.is_shutdown() => Ok(d),
         _ => fallback::driver(),
+    }
+}
+
+/// Whether `driver` is the one [`driver`] would pick on this thread now (without
+/// starting the fallback driver). A timer registered elsewhere moves here when polled.
+pub(crate) fn is_current_driver(driver: &Driver) -> bool {
+    let here = CURRENT
+        .try_with(|c| {
+            c.borrow()
+                .as_ref()
+                .filter(|h| h.inner.scheduler.drives_here() && !h.inner.driver.is_shutdown())
+                .map(|h| std::ptr::eq(&*h.inner.driver, driver))
+        })
+        .ok()
+        .flatten();
+    match here {
+        Some(same) => same,
+        None => fallback::get().is_some_and(|f| std::ptr::eq(Arc::as_ptr(f), driver)),
     }
 }

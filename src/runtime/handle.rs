@@ -111,7 +111,10 @@ impl Handle {
                 // A refused job (pool shut down) is dropped with its runnable: the task is
                 // cancelled and its handle reports it.
                 let _ = spawner.spawn(Box::new(move || {
-                    r.run();
+                    // An aborted job that has not started is dropped (cancelled) here.
+                    if !r.metadata().is_aborted() {
+                        r.run();
+                    }
                 }));
             },
         );
@@ -131,10 +134,6 @@ impl Handle {
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         let _guard = super::context::enter(self.clone());
         self.inner.scheduler.block_on(&self.inner.driver, future)
-    }
-
-    pub(crate) fn driver(&self) -> &Arc<Driver> {
-        &self.inner.driver
     }
 }
 

@@ -20,7 +20,7 @@
 //!    [`io::Error::last_os_error`](std::io::Error::last_os_error).
 //! 2. Non-blocking primitives on a `BorrowedFd<'_>` (module `io`): `send`,
 //!    `send_vectored`, `send_to`, `recv` (with optional peek), `recv_vectored`,
-//!    `recv_from` and `recv_trunc` (both report datagram truncation), and
+//!    `recv_from` (reports datagram truncation), and
 //!    `set_nosigpipe`.
 //!
 //! # Invariants

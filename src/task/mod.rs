@@ -91,21 +91,19 @@ where
 
 /// Builds the future a task really runs: the user's future with panics caught, and the
 /// table guard dropped together with it.
-fn wrap<F>(future: F, guard: OwnedGuard) -> impl Future<Output = Result<F::Output, JoinError>> + Send + 'static
+async fn wrap<F>(future: F, guard: OwnedGuard) -> Result<F::Output, JoinError>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    async move {
-        let _guard = guard;
-        let mut future = std::pin::pin!(future);
-        std::future::poll_fn(move |cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
-            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
-            Err(payload) => std::task::Poll::Ready(Err(JoinError::panic(payload))),
-        })
-        .await
-    }
+    let _guard = guard;
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(move |cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+        Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+        Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+        Err(payload) => std::task::Poll::Ready(Err(JoinError::panic(payload))),
+    })
+    .await
 }
 
 /// Spawns a future onto the current runtime and returns a handle to await its output.

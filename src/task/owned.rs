@@ -87,6 +87,7 @@ impl OwnedTasks {
     }
 
     /// Number of live tasks.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.lock().len
     }

@@ -143,7 +143,7 @@ impl TimeHandle {
         let mut wheel = self.wheel();
         // Firing at u64::MAX - 1 would report them as elapsed; instead collect wakers
         // without completing: the sleeps see `is_shutdown` and re-register elsewhere.
-        let taken = std::mem::replace(&mut *wheel, Wheel::new());
+        let taken = std::mem::take(&mut *wheel);
         drop(wheel);
         let mut taken = taken;
         taken.advance(u64::MAX - 1, wake);

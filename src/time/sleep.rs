@@ -108,16 +108,19 @@ impl Future for Sleep {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
         if let Some((driver, id)) = &this.entry {
-            if !driver.time.is_shutdown() {
+            if !driver.time.is_shutdown() && crate::runtime::context::is_current_driver(driver) {
                 if driver.time.poll(*id, cx.waker()) {
                     this.entry = None;
                     return Poll::Ready(());
                 }
                 return Poll::Pending;
             }
-            // The runtime that held the timer is gone: move to the current driver.
-            this.entry = None;
+            // The timer's driver is gone, or is not the one serving this thread (the
+            // sleep moved to another runtime, or out of a current-thread runtime that
+            // nobody drives now): move it to this thread's driver.
+            self.remove();
         }
+        let this = &mut *self;
         if Instant::now() >= this.deadline {
             return Poll::Ready(());
         }

@@ -600,7 +600,7 @@ impl Wheel {
                 level: level_index as u8,
                 slot: slot as u8,
             };
-            if best.map_or(true, |(_, best_start)| start < best_start) {
+            if best.is_none_or(|(_, best_start)| start < best_start) {
                 best = Some((pos, start));
             }
         }

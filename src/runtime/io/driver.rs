@@ -139,7 +139,7 @@ impl Driver {
         if self.is_shutdown() {
             return Err(shutdown_error());
         }
-        let io = Arc::new(ScheduledIo::new());
+        let io = Arc::new(ScheduledIo::new_empty());
         let token = {
             let mut slab = self.slab();
             let index = match slab.free.pop() {

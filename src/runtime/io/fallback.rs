@@ -20,6 +20,11 @@ use super::Driver;
 static FALLBACK: OnceLock<Arc<Driver>> = OnceLock::new();
 static INIT: Mutex<()> = Mutex::new(());
 
+/// The fallback driver if it has been started.
+pub(crate) fn get() -> Option<&'static Arc<Driver>> {
+    FALLBACK.get()
+}
+
 /// The fallback driver, started on first use.
 ///
 /// # Errors

@@ -10,4 +10,4 @@ pub(crate) mod fallback;
 pub(crate) mod scheduled_io;
 
 pub(crate) use driver::Driver;
-pub(crate) use scheduled_io::{Direction, ReadyEvent, ScheduledIo};
+pub(crate) use scheduled_io::{Direction, ReadyEvent};

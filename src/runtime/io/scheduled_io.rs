@@ -116,8 +116,17 @@ enum ListEntry {
 }
 
 impl ScheduledIo {
-    /// A new registration. It starts readable and writable so the first operation runs
-    /// the system call at once instead of waiting for the registration's first event.
+    /// A new registration with no readiness. epoll reports a socket's current state
+    /// when it is added (edge-triggered `EPOLL_CTL_ADD` raises an edge if the socket is
+    /// already ready), so nothing is missed; and `Evented` runs an operation once before
+    /// registering, so a socket that never has to wait is never registered at all.
+    pub(crate) fn new_empty() -> ScheduledIo {
+        ScheduledIo { readiness: AtomicUsize::new(0), waiters: Mutex::new(Waiters::default()) }
+    }
+
+    /// A registration that starts readable and writable (tests and models start from
+    /// "ready" and consume it).
+    #[cfg(any(test, loom))]
     pub(crate) fn new() -> ScheduledIo {
         ScheduledIo {
             readiness: AtomicUsize::new((Ready::READABLE | Ready::WRITABLE).as_usize()),
@@ -178,9 +187,13 @@ impl ScheduledIo {
 
     /// Clears the bits of `event` if no new event arrived since it was observed.
     ///
-    /// Closed bits are never cleared: a closed side stays closed.
+    /// Closed bits are cleared too: the caller got `WouldBlock`, which proves that the
+    /// "closed" report no longer means an operation completes at once (a datagram socket
+    /// shut for reading keeps reporting read-closed while `recv` says `EAGAIN`). Keeping
+    /// them would make the readiness loop retry forever inside one poll. A stream whose
+    /// peer really closed returns `Ok(0)`, never `WouldBlock`, so nothing is lost.
     pub(crate) fn clear_readiness(&self, event: ReadyEvent) {
-        let clear = event.ready.without(Ready::READ_CLOSED | Ready::WRITE_CLOSED);
+        let clear = event.ready;
         let _ = self.readiness.fetch_update(AcqRel, Acquire, |cur| {
             let tick = ((cur & TICK_MASK) >> TICK_SHIFT) as u16;
             (tick == event.tick).then_some(cur & !clear.as_usize())
@@ -367,15 +380,25 @@ mod tests {
     }
 
     #[test]
-    fn closed_bits_survive_clear() {
-        let io = ScheduledIo::new();
+    fn would_block_clears_closed_bits_too() {
+        let io = ScheduledIo::new_empty();
         let mut wake = Vec::new();
         io.set_readiness(Ready::READ_CLOSED, &mut wake);
         let mut cx = Context::from_waker(Waker::noop());
-        let Poll::Ready(ev) = io.poll_ready(&mut cx, Direction::Read) else { unreachable!() };
-        io.clear_readiness(ev);
-        let Poll::Ready(ev) = io.poll_ready(&mut cx, Direction::Read) else { panic!("read-closed stays") };
+        let Poll::Ready(ev) = io.poll_ready(&mut cx, Direction::Read) else { panic!("read-closed is readiness") };
         assert!(ev.ready.is_read_closed());
+        io.clear_readiness(ev);
+        assert!(io.poll_ready(&mut cx, Direction::Read).is_pending(), "a WouldBlock must not leave a spinning bit");
+        io.set_readiness(Ready::READ_CLOSED, &mut wake);
+        assert!(io.poll_ready(&mut cx, Direction::Read).is_ready(), "a new edge reports it again");
+    }
+
+    #[test]
+    fn new_registration_is_not_ready() {
+        let io = ScheduledIo::new_empty();
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(io.poll_ready(&mut cx, Direction::Read).is_pending());
+        assert!(io.poll_ready(&mut cx, Direction::Write).is_pending());
     }
 }
 

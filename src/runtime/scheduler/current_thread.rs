@@ -12,10 +12,12 @@
 //! # The loop (`block_on`)
 //!
 //! 1. If the main future was woken, poll it; done when it is ready.
-//! 2. Run up to [`EVENT_INTERVAL`] tasks: local queue first, refilled from the remote
-//!    queue when empty or every [`REMOTE_INTERVAL`] tasks (so remote work cannot starve).
-//! 3. If tasks remain, turn the driver without blocking (fresh I/O readiness and timers
-//!    between batches); otherwise park in the driver until an event, a timer, or an unpark.
+//! 2. Run up to [`EVENT_INTERVAL`] tasks (even if the main future woke meanwhile, so a
+//!    self-waking main future cannot starve them): local queue first, the remote queue
+//!    when it is empty or every [`REMOTE_INTERVAL`] tasks (so remote work cannot starve).
+//! 3. If work remains, turn the driver without blocking once per [`EVENT_INTERVAL`] units
+//!    of work (fresh I/O readiness and timers); otherwise park in the driver until an
+//!    event, a timer, or an unpark.
 //!
 //! Tasks spawned while nobody is in `block_on` wait in the remote queue for the next one.
 //! When `block_on` returns, unfinished local tasks move to the remote queue: none is lost.
@@ -143,10 +145,23 @@ impl Drop for LocalGuard {
     }
 }
 
+/// Whether the current thread is inside `block_on` of this runtime.
+pub(crate) fn is_driving_thread(shared: &Arc<Shared>) -> bool {
+    LOCAL
+        .try_with(|l| match l.try_borrow() {
+            Ok(l) => l.as_ref().is_some_and(|l| Arc::ptr_eq(&l.shared, shared)),
+            // Borrowed: only the driving thread itself touches its LOCAL.
+            Err(_) => true,
+        })
+        .unwrap_or(false)
+}
+
 /// Drives the runtime on this thread until `future` completes.
 pub(crate) fn block_on<F: Future>(shared: &Arc<Shared>, future: F) -> F::Output {
+    let _region = crate::runtime::context::BlockingRegion::enter();
     if shared.driving.swap(true, Ordering::AcqRel) {
         // Another thread drives this runtime; let it, and just wait for our future.
+        drop(_region);
         return super::block_on_thread(&shared.driver, future);
     }
     let prev = LOCAL.with(|l| l.borrow_mut().replace(Local { shared: shared.clone(), queue: VecDeque::new() }));
@@ -157,31 +172,42 @@ pub(crate) fn block_on<F: Future>(shared: &Arc<Shared>, future: F) -> F::Output 
     let mut cx = Context::from_waker(&waker);
     let mut future = std::pin::pin!(future);
     let mut tick: u32 = 0;
+    let mut since_turn: u32 = 0;
     loop {
         if main.woken.swap(false, Ordering::AcqRel) {
             crate::runtime::coop::reset();
             if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
                 return v;
             }
+            since_turn += 1;
         }
-        let mut ran_all = true;
-        for _ in 0..EVENT_INTERVAL {
-            if main.woken.load(Ordering::Acquire) {
-                ran_all = false;
-                break;
-            }
+        // One batch of tasks, whether or not the main future woke meanwhile: a main
+        // future that keeps waking itself (a `yield_now` loop, an exhausted budget) must
+        // not starve the tasks.
+        let mut ran = 0;
+        while ran < EVENT_INTERVAL {
             tick = tick.wrapping_add(1);
             match next_task(shared, tick) {
                 Some(task) => crate::task::run(task),
                 None => break,
             }
+            ran += 1;
         }
-        if main.woken.load(Ordering::Acquire) {
-            continue;
+        since_turn += ran;
+        if ran == EVENT_INTERVAL || main.woken.load(Ordering::Acquire) || has_tasks(shared) {
+            // Still busy. Every EVENT_INTERVAL units of work, pick up I/O readiness and
+            // due timers without blocking, so neither the tasks nor the main future can
+            // starve the driver.
+            if since_turn >= EVENT_INTERVAL {
+                since_turn = 0;
+                if let Some(mut core) = shared.driver.try_lock_core() {
+                    shared.driver.turn(&mut core, Some(Duration::ZERO), || {});
+                }
+            }
+        } else {
+            since_turn = 0;
+            shared.parker.park(&shared.driver, None, true, || {});
         }
-        let has_more = !ran_all || has_tasks(shared);
-        let timeout = if has_more { Some(Duration::ZERO) } else { None };
-        shared.parker.park(&shared.driver, timeout, true, || {});
     }
 }
 

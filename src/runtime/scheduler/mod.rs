@@ -49,6 +49,16 @@ impl Scheduler {
         }
     }
 
+    /// Whether this runtime's driver is turned for the current thread: always on the
+    /// multi-thread flavour (its workers turn it), only on the `block_on` thread for the
+    /// current-thread flavour.
+    pub(crate) fn drives_here(&self) -> bool {
+        match self {
+            Scheduler::CurrentThread(s) => current_thread::is_driving_thread(s),
+            Scheduler::MultiThread(_) => true,
+        }
+    }
+
     pub(crate) fn flavor(&self) -> &'static str {
         match self {
             Scheduler::CurrentThread(_) => "current_thread",
@@ -82,6 +92,7 @@ pub(crate) fn block_on_thread<F: Future>(_driver: &Arc<Driver>, future: F) -> F:
     let mut cx = Context::from_waker(&waker);
     let mut future = std::pin::pin!(future);
     crate::runtime::coop::unconstrained();
+    let _region = crate::runtime::context::BlockingRegion::enter();
     loop {
         if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
             return v;

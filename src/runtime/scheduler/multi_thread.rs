@@ -9,6 +9,9 @@
 //!   data it was woken for is still in cache: the request/response pattern of a network
 //!   server. At most [`MAX_LIFO_POLLS`] slot tasks run in a row, so two tasks that keep
 //!   waking each other cannot starve the queue.
+//! * Tasks woken by the driver while this worker turns it (I/O events, due timers) go to
+//!   the back of the local queue in the order the driver produced them (timers by
+//!   deadline); if there was more than one, one idle worker is notified afterwards.
 //! * A task that wakes itself while running (`yield_now`, the cooperative budget) goes to
 //!   the back of the local queue, never the slot.
 //! * Wakes and spawns from other threads go to the global **injector**.
@@ -102,6 +105,12 @@ struct Local {
     index: usize,
     queue: Worker<Runnable>,
     lifo: Option<Runnable>,
+    /// Set while this worker delivers the driver's wakes: they go to the back of the
+    /// queue in the order the driver produced them (timers by deadline), not through the
+    /// LIFO slot, which would reverse them.
+    in_driver: bool,
+    /// Wakes queued while `in_driver`; more than one means work to share.
+    driver_wakes: usize,
 }
 
 impl Shared {
@@ -140,7 +149,10 @@ impl Shared {
                 return;
             }
             let Some(r) = runnable.take() else { return };
-            if info.woken_while_running {
+            if local.in_driver {
+                local.queue.push(r);
+                local.driver_wakes += 1;
+            } else if info.woken_while_running {
                 local.queue.push(r);
                 notify = true;
             } else if let Some(prev) = local.lifo.replace(r) {
@@ -217,7 +229,10 @@ impl Shared {
 
 /// The body of worker thread `index`.
 pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnable>) {
-    LOCAL.with(|l| *l.borrow_mut() = Some(Local { shared: shared.clone(), index, queue, lifo: None }));
+    let _region = crate::runtime::context::BlockingRegion::enter();
+    LOCAL.with(|l| {
+        *l.borrow_mut() = Some(Local { shared: shared.clone(), index, queue, lifo: None, in_driver: false, driver_wakes: 0 })
+    });
     let mut tick: u32 = 0;
     let mut searching = false;
     let mut lifo_polls: u32 = 0;
@@ -225,7 +240,9 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
         tick = tick.wrapping_add(1);
         if tick % EVENT_INTERVAL == 0 {
             if let Some(mut core) = shared.driver.try_lock_core() {
+                set_in_driver(true);
                 shared.driver.turn(&mut core, Some(Duration::ZERO), || {});
+                end_driver_delivery(&shared);
             }
         }
         match next_task(&shared, tick, &mut lifo_polls) {
@@ -347,6 +364,30 @@ fn park(shared: &Shared, index: usize, searching: &mut bool) {
     let mut became_searcher = false;
     shared.parkers[index].park(&shared.driver, None, true, || {
         became_searcher = !shared.unidle(index);
+        set_in_driver(true);
     });
+    end_driver_delivery(shared);
     *searching = became_searcher;
+}
+
+fn set_in_driver(on: bool) {
+    LOCAL.with(|l| {
+        if let Some(local) = l.borrow_mut().as_mut() {
+            local.in_driver = on;
+        }
+    });
+}
+
+/// Ends a driver delivery: wakes go through the LIFO slot again, and if the driver
+/// queued more than one task, an idle worker is told there is work to share.
+fn end_driver_delivery(shared: &Shared) {
+    let woke = LOCAL.with(|l| {
+        l.borrow_mut().as_mut().map_or(0, |local| {
+            local.in_driver = false;
+            std::mem::take(&mut local.driver_wakes)
+        })
+    });
+    if woke > 1 {
+        shared.notify_parked();
+    }
 }

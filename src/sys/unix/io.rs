@@ -167,18 +167,6 @@ pub(crate) fn recv_from(
     Ok((n.min(len), addr, rflags.is_truncated()))
 }
 
-/// Receives one datagram into `buf` on a connected datagram socket, without the
-/// sender's address.
-///
-/// Returns `(len, truncated)` with the same meaning as in [`recv_from`].
-pub(crate) fn recv_trunc(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, bool)> {
-    let sock = SockRef::from(&fd);
-    let len = buf.len();
-    let mut bufs = [MaybeUninitSlice::new(as_uninit(buf))];
-    let (n, rflags) = retry_eintr(|| sock.recv_vectored_with_flags(&mut bufs, 0))?;
-    Ok((n.min(len), rflags.is_truncated()))
-}
-
 /// Makes sends on this socket return `EPIPE` instead of raising `SIGPIPE`, on platforms
 /// where the send flags cannot do it.
 ///
@@ -324,28 +312,6 @@ mod tests {
     }
 
     #[test]
-    fn connected_udp_recv_trunc() {
-        let (a, b) = udp_pair();
-        a.connect(b.local_addr().unwrap()).unwrap();
-        b.connect(a.local_addr().unwrap()).unwrap();
-        assert_eq!(send(a.as_fd(), &[9u8; 50]).unwrap(), 50);
-        let mut buf = [0u8; 20];
-        assert_eq!(
-            wait(|| recv_trunc(b.as_fd(), &mut buf)).unwrap(),
-            (20, true)
-        );
-        assert_eq!(send(a.as_fd(), &[9u8; 20]).unwrap(), 20);
-        assert_eq!(
-            wait(|| recv_trunc(b.as_fd(), &mut buf)).unwrap(),
-            (20, false)
-        );
-        assert_eq!(
-            recv_trunc(b.as_fd(), &mut buf).unwrap_err().kind(),
-            io::ErrorKind::WouldBlock
-        );
-    }
-
-    #[test]
     fn tcp_send_recv_peek_and_vectored() {
         let (client, server) = tcp_pair();
         assert_eq!(send(client.as_fd(), b"abc").unwrap(), 3);
@@ -440,11 +406,11 @@ mod tests {
         assert!(from.len() == 0 || from.is_unnamed(), "{from:?}");
 
         assert_eq!(send(a.as_fd(), &[5u8; 16]).unwrap(), 16);
-        assert_eq!(recv_trunc(b.as_fd(), &mut buf).unwrap(), (16, false));
+        assert_eq!(recv_from(b.as_fd(), &mut buf, false).map(|(n, _, t)| (n, t)).unwrap(), (16, false));
         assert_eq!(send(a.as_fd(), &[5u8; 17]).unwrap(), 17);
-        assert_eq!(recv_trunc(b.as_fd(), &mut buf).unwrap(), (16, true));
+        assert_eq!(recv_from(b.as_fd(), &mut buf, false).map(|(n, _, t)| (n, t)).unwrap(), (16, true));
         assert_eq!(
-            recv_trunc(b.as_fd(), &mut buf).unwrap_err().kind(),
+            recv_from(b.as_fd(), &mut buf, false).unwrap_err().kind(),
             io::ErrorKind::WouldBlock
         );
     }

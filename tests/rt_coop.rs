@@ -1,0 +1,231 @@
+//! The cooperative budget: a task reading from a socket that is always ready must not
+//! starve other tasks (or timers) on its thread.
+//!
+//! A peer thread keeps the socket's buffer full with blocking writes; the reader task
+//! reads 16 bytes at a time in a loop, so every `read().await` finds data at once and
+//! never has to wait for the socket. Only the budget makes it yield. A second task sets
+//! a flag after `sleep(10ms)`; it must get to run within a second.
+
+mod support;
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use blitz_io::runtime::{Builder, Runtime};
+use blitz_io::task;
+use blitz_io::time::sleep;
+use support::{unique_name, with_timeout};
+
+#[derive(Debug, Clone, Copy)]
+enum Flavor {
+    Current,
+    Multi(usize),
+}
+
+fn build(flavor: Flavor) -> Runtime {
+    let name = unique_name("coop");
+    match flavor {
+        Flavor::Current => Builder::new_current_thread().thread_name(name).build().unwrap(),
+        Flavor::Multi(n) => Builder::new_multi_thread().worker_threads(n).thread_name(name).build().unwrap(),
+    }
+}
+
+/// Starts a thread that keeps writing into `w` until `stop` is set; returns its handle.
+fn flood<W: Write + Send + 'static>(mut w: W, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let chunk = [0xA5u8; 64 * 1024];
+        let mut sent = 0u64;
+        while !stop.load(Ordering::SeqCst) {
+            match w.write(&chunk) {
+                Ok(n) => sent += n as u64,
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(_) => break,
+            }
+        }
+        sent
+    })
+}
+
+/// Something the reader task can `read().await` from.
+trait AsyncReader: Send + 'static {
+    fn read<'a>(
+        &'a mut self,
+        buf: &'a mut [u8],
+    ) -> impl std::future::Future<Output = std::io::Result<usize>> + Send + 'a;
+}
+
+impl AsyncReader for blitz_io::net::UnixStream {
+    fn read<'a>(
+        &'a mut self,
+        buf: &'a mut [u8],
+    ) -> impl std::future::Future<Output = std::io::Result<usize>> + Send + 'a {
+        blitz_io::net::UnixStream::read(self, buf)
+    }
+}
+
+impl AsyncReader for blitz_io::net::TcpStream {
+    fn read<'a>(
+        &'a mut self,
+        buf: &'a mut [u8],
+    ) -> impl std::future::Future<Output = std::io::Result<usize>> + Send + 'a {
+        blitz_io::net::TcpStream::read(self, buf)
+    }
+}
+
+/// The reader task: reads until `stop`, checking every byte is the flood pattern.
+async fn read_until_stopped<R: AsyncReader>(mut r: R, stop: Arc<AtomicBool>, total: Arc<AtomicU64>) {
+    let mut buf = [0u8; 16];
+    let give_up = Instant::now() + Duration::from_secs(3);
+    while !stop.load(Ordering::SeqCst) && Instant::now() < give_up {
+        let n = r.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the flood never ends");
+        assert!(buf[..n].iter().all(|&b| b == 0xA5));
+        total.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+/// Runs the scenario with the reader as a spawned task.
+fn no_starvation<R: AsyncReader>(flavor: Flavor, reader: R, writer: impl Write + Send + 'static) {
+    let rt = build(flavor);
+    let stop = Arc::new(AtomicBool::new(false));
+    let flooder = flood(writer, stop.clone());
+    std::thread::sleep(Duration::from_millis(20)); // let the socket buffer fill up
+    let total = Arc::new(AtomicU64::new(0));
+    let waited = rt.block_on(async {
+        let reader_task = task::spawn(read_until_stopped(reader, stop.clone(), total.clone()));
+        // Give the reader a head start so it is already spinning.
+        let t0 = Instant::now();
+        let fired = Arc::new(AtomicBool::new(false));
+        let f2 = fired.clone();
+        let sleeper = task::spawn(async move {
+            sleep(Duration::from_millis(10)).await;
+            f2.store(true, Ordering::SeqCst);
+            Instant::now()
+        });
+        let at = sleeper.await.unwrap();
+        stop.store(true, Ordering::SeqCst);
+        reader_task.await.unwrap();
+        at - t0
+    });
+    stop.store(true, Ordering::SeqCst);
+    drop(rt); // closes the reader: the flooder's write fails and it exits
+    let _ = flooder.join();
+    let read = total.load(Ordering::Relaxed);
+    println!("{flavor:?}: sleeper ran after {waited:?}; reader read {read} bytes meanwhile");
+    assert!(waited >= Duration::from_millis(10));
+    assert!(waited < Duration::from_secs(1), "{flavor:?}: the sleeping task was starved for {waited:?}");
+    assert!(read > 16 * 128, "{flavor:?}: the reader barely read ({read} bytes): the test proves nothing");
+}
+
+fn unix_pair() -> (blitz_io::net::UnixStream, std::os::unix::net::UnixStream) {
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    b.set_write_timeout(Some(Duration::from_millis(50))).unwrap();
+    (blitz_io::net::UnixStream::from_std(a).unwrap(), b)
+}
+
+fn tcp_pair() -> (blitz_io::net::TcpStream, std::net::TcpStream) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let w = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (r, _) = l.accept().unwrap();
+    w.set_write_timeout(Some(Duration::from_millis(50))).unwrap();
+    (blitz_io::net::TcpStream::from_std(r).unwrap(), w)
+}
+
+#[test]
+fn always_ready_unix_reader_does_not_starve_current_thread() {
+    with_timeout(20, || {
+        let (r, w) = unix_pair();
+        no_starvation(Flavor::Current, r, w);
+    });
+}
+
+#[test]
+fn always_ready_unix_reader_does_not_starve_one_worker() {
+    with_timeout(20, || {
+        let (r, w) = unix_pair();
+        no_starvation(Flavor::Multi(1), r, w);
+    });
+}
+
+#[test]
+fn always_ready_tcp_reader_does_not_starve_current_thread() {
+    with_timeout(20, || {
+        let (r, w) = tcp_pair();
+        no_starvation(Flavor::Current, r, w);
+    });
+}
+
+#[test]
+fn always_ready_tcp_reader_does_not_starve_one_worker() {
+    with_timeout(20, || {
+        let (r, w) = tcp_pair();
+        no_starvation(Flavor::Multi(1), r, w);
+    });
+}
+
+/// Two always-ready readers on one thread both make progress (the budget alternates
+/// them instead of letting the first one run forever).
+#[test]
+fn two_always_ready_readers_share_the_thread() {
+    with_timeout(20, || {
+        let rt = build(Flavor::Current);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (r1, w1) = unix_pair();
+        let (r2, w2) = unix_pair();
+        let f1 = flood(w1, stop.clone());
+        let f2 = flood(w2, stop.clone());
+        std::thread::sleep(Duration::from_millis(20));
+        let (t1, t2) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        rt.block_on(async {
+            let a = task::spawn(read_until_stopped(r1, stop.clone(), t1.clone()));
+            let b = task::spawn(read_until_stopped(r2, stop.clone(), t2.clone()));
+            sleep(Duration::from_millis(100)).await;
+            stop.store(true, Ordering::SeqCst);
+            a.await.unwrap();
+            b.await.unwrap();
+        });
+        drop(rt);
+        let _ = (f1.join(), f2.join());
+        let (a, b) = (t1.load(Ordering::Relaxed), t2.load(Ordering::Relaxed));
+        println!("two readers: {a} and {b} bytes");
+        assert!(a > 16 * 128 && b > 16 * 128, "one reader starved the other: {a} vs {b} bytes");
+    });
+}
+
+/// The reader is `block_on`'s own future on a current-thread runtime: when its budget
+/// runs out it must let the spawned tasks and the timers run too.
+#[test]
+fn always_ready_reader_in_block_on_does_not_starve_tasks() {
+    with_timeout(20, || {
+        let rt = build(Flavor::Current);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (r, w) = unix_pair();
+        let flooder = flood(w, stop.clone());
+        std::thread::sleep(Duration::from_millis(20));
+        let total = Arc::new(AtomicU64::new(0));
+        let fired_at = Arc::new(std::sync::Mutex::new(None));
+        let t0 = Instant::now();
+        rt.block_on(async {
+            let fa = fired_at.clone();
+            let s2 = stop.clone();
+            let _sleeper = task::spawn(async move {
+                sleep(Duration::from_millis(10)).await;
+                *fa.lock().unwrap() = Some(Instant::now());
+                s2.store(true, Ordering::SeqCst);
+            });
+            // Reads until the sleeper stops it (or 3 s pass).
+            read_until_stopped(r, stop.clone(), total.clone()).await;
+        });
+        stop.store(true, Ordering::SeqCst);
+        drop(rt);
+        let _ = flooder.join();
+        let fired = fired_at.lock().unwrap().map(|t| t - t0);
+        assert!(
+            fired.is_some_and(|d| d < Duration::from_secs(1)),
+            "spawned sleeper starved by block_on's reader: fired after {fired:?} (reader read {} bytes)",
+            total.load(Ordering::Relaxed)
+        );
+    });
+}
