@@ -69,10 +69,12 @@ for t in "${targets[@]}"; do
     echo "=== $t: run (-runs=$RUNS -max_total_time=$MAX_TIME)"
     mkdir -p "fuzz/corpus/$t"
     status=0
+    dict=""
+    if [ -f "fuzz/dicts/$t.dict" ]; then dict="-dict=fuzz/dicts/$t.dict"; fi
     # shellcheck disable=SC2086
     cargo "+$TOOLCHAIN" fuzz run --fuzz-dir fuzz -s "$SANITIZER" "$t" -- \
         -runs="$RUNS" -max_total_time="$MAX_TIME" -timeout=20 -rss_limit_mb=4096 \
-        -print_final_stats=1 $EXTRA >"$LOGS/$t.log" 2>&1 || status=$?
+        -print_final_stats=1 $dict $EXTRA >"$LOGS/$t.log" 2>&1 || status=$?
     done_line=$(grep -E '^Done [0-9]+ runs in' "$LOGS/$t.log" | tail -1 || true)
     execs=$(grep -E '^stat::number_of_executed_units:' "$LOGS/$t.log" | tail -1 | awk '{print $2}' || true)
     if [ -z "$execs" ]; then

@@ -104,13 +104,10 @@ async fn blitz_client_against_a_python_server() {
         })
         .await
         .unwrap();
-        eprintln!("DBG port {port}");
         let mut s = TcpStream::connect(Address::loopback_v4(port)).await.unwrap();
-        eprintln!("DBG connected");
         let data: Vec<u8> = (0..150_000u32).map(|i| (i % 241) as u8).collect();
         s.write_all(&data).await.unwrap();
         s.shutdown(std::net::Shutdown::Write).unwrap();
-        eprintln!("DBG written");
         let mut reply = Vec::new();
         let mut buf = [0u8; 256];
         loop {
@@ -120,7 +117,6 @@ async fn blitz_client_against_a_python_server() {
             }
             reply.extend_from_slice(&buf[..n]);
         }
-        eprintln!("DBG replied");
         let sum: u64 = data.iter().map(|&b| b as u64).sum();
         assert_eq!(String::from_utf8(reply).unwrap(), format!("len={} sum={}", data.len(), sum));
         let status = blitz_io::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();

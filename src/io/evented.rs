@@ -171,7 +171,9 @@ impl<T: AsRawFd> Evented<T> {
             match f(self.get()) {
                 Ok(v) => {
                     if drained(&v) {
-                        self.clear(ev);
+                        if let Some(r) = self.reg.get() {
+                            r.io.clear_drained(ev);
+                        }
                     }
                     coop::spend();
                     return Poll::Ready(Ok(v));

@@ -81,6 +81,11 @@ impl Ready {
         Ready(self.0 & mask)
     }
 
+    /// `self` without the bits in `other`.
+    pub(crate) const fn without(self, other: Ready) -> Ready {
+        Ready(self.0 & !other.0)
+    }
+
     /// Readiness from a mio event. An error condition counts as readable and writable,
     /// so that whichever operation runs next reports it.
     pub(crate) fn from_mio(ev: &mio::event::Event) -> Ready {

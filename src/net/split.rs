@@ -8,7 +8,7 @@
 //!
 //! # One implementation of the stream operations
 //!
-//! This module also holds the crate-private [`Stream`](sealed::Stream) trait: a stream
+//! This module also holds the crate-private `Stream` trait: a stream
 //! type hands out its readiness core (`Evented`) and its address and shutdown calls, and
 //! the trait's provided methods implement every read, peek and write (non-blocking and
 //! `poll_*` forms) once. `TcpStream`, `UnixStream` and the four half types all delegate
@@ -101,16 +101,19 @@ pub(crate) mod sealed {
             self.evented().try_io(Interest::WRITABLE, |s| crate::sys::send_vectored(s.as_fd(), bufs))
         }
 
-        /// Reads when readable (read slot). A short read clears the cached readiness.
+        /// Reads when readable (read slot).
+        ///
+        /// A read shorter than the buffer consumed everything the socket had: readiness
+        /// is cleared then (keeping a pending EOF), which saves the `EAGAIN` round trip
+        /// the next read would otherwise pay. A newer edge is never lost: the clear is
+        /// skipped if the driver saw an event since this readiness was observed.
         fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
             let len = buf.len();
             self.evented().poll_io(
                 cx,
                 Direction::Read,
                 |s| crate::sys::recv(s.as_fd(), buf, false),
-                // A non-empty read shorter than the buffer emptied the socket's receive
-                // queue: the next read waits for a new edge without an `EAGAIN` call.
-                |&n| false && n > 0 && n < len,
+                |&n| n > 0 && n < len,
             )
         }
 

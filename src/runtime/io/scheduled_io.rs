@@ -193,7 +193,17 @@ impl ScheduledIo {
     /// them would make the readiness loop retry forever inside one poll. A stream whose
     /// peer really closed returns `Ok(0)`, never `WouldBlock`, so nothing is lost.
     pub(crate) fn clear_readiness(&self, event: ReadyEvent) {
-        let clear = event.ready;
+        self.clear_bits(event, event.ready);
+    }
+
+    /// Clears the readable/writable bits of `event` but keeps the closed bits, if no new
+    /// event arrived since it was observed: a short stream read consumed the data but a
+    /// FIN that came with it is still to be read (the next read returns `Ok(0)`).
+    pub(crate) fn clear_drained(&self, event: ReadyEvent) {
+        self.clear_bits(event, event.ready.without(Ready::READ_CLOSED | Ready::WRITE_CLOSED));
+    }
+
+    fn clear_bits(&self, event: ReadyEvent, clear: Ready) {
         let _ = self.readiness.fetch_update(AcqRel, Acquire, |cur| {
             let tick = ((cur & TICK_MASK) >> TICK_SHIFT) as u16;
             (tick == event.tick).then_some(cur & !clear.as_usize())
@@ -391,6 +401,21 @@ mod tests {
         assert!(io.poll_ready(&mut cx, Direction::Read).is_pending(), "a WouldBlock must not leave a spinning bit");
         io.set_readiness(Ready::READ_CLOSED, &mut wake);
         assert!(io.poll_ready(&mut cx, Direction::Read).is_ready(), "a new edge reports it again");
+    }
+
+    #[test]
+    fn short_read_clear_keeps_a_pending_eof() {
+        let io = ScheduledIo::new_empty();
+        let mut wake = Vec::new();
+        // The last data and the FIN arrive in one event.
+        io.set_readiness(Ready::READABLE | Ready::READ_CLOSED, &mut wake);
+        let mut cx = Context::from_waker(Waker::noop());
+        let Poll::Ready(ev) = io.poll_ready(&mut cx, Direction::Read) else { panic!("readable") };
+        io.clear_drained(ev); // a short read took the data
+        let Poll::Ready(ev) = io.poll_ready(&mut cx, Direction::Read) else {
+            panic!("the EOF must still be readable after a short read")
+        };
+        assert!(ev.ready.is_read_closed());
     }
 
     #[test]
