@@ -81,6 +81,7 @@ impl<T: AsRawFd> Evented<T> {
     }
 
     /// The registration, made on first use.
+    #[inline(never)]
     fn registration(&self) -> io::Result<&Registration> {
         if let Some(r) = self.reg.get() {
             return Ok(r);
@@ -131,8 +132,12 @@ impl<T: AsRawFd> Evented<T> {
     }
 
     /// Waits (slot-based) until the socket is ready for `dir`.
+    #[inline]
     pub(crate) fn poll_ready(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<io::Result<ReadyEvent>> {
-        let reg = self.registration()?;
+        let reg = match self.reg.get() {
+            Some(r) => r,
+            None => self.registration()?,
+        };
         let ev = ready!(reg.io.poll_ready(cx, dir));
         if ev.is_shutdown {
             return Poll::Ready(Err(shutdown_error()));

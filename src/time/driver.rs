@@ -22,6 +22,7 @@ use super::wheel::{TimerId, Wheel};
 
 const NOT_PARKED: u64 = 0;
 const PARKED_FOREVER: u64 = u64::MAX;
+const NO_TIMER: u64 = u64::MAX;
 
 /// The timer wheel of one driver.
 #[derive(Debug)]
@@ -30,6 +31,10 @@ pub(crate) struct TimeHandle {
     wheel: Mutex<Wheel>,
     /// Tick at which the parked driver thread will wake (see the module doc).
     parked_until: AtomicU64,
+    /// A lower bound of the earliest pending timer's tick; `NO_TIMER` when the wheel is
+    /// empty. Lets a driver turn skip the clock read and the wheel lock when no timer
+    /// is due (the common case of a busy network server).
+    next_tick: AtomicU64,
     shutdown: std::sync::atomic::AtomicBool,
 }
 
@@ -39,6 +44,7 @@ impl TimeHandle {
             start: Instant::now(),
             wheel: Mutex::new(Wheel::new()),
             parked_until: AtomicU64::new(NOT_PARKED),
+            next_tick: AtomicU64::new(NO_TIMER),
             shutdown: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -73,7 +79,8 @@ impl TimeHandle {
         let tick = self.deadline_to_tick(deadline);
         let mut wheel = self.wheel();
         let id = wheel.insert(tick, waker.clone());
-        let unpark = tick < self.parked_until.load(Ordering::Acquire);
+        self.next_tick.fetch_min(tick, Ordering::SeqCst);
+        let unpark = tick < self.parked_until.load(Ordering::SeqCst);
         (id, unpark)
     }
 
@@ -84,14 +91,22 @@ impl TimeHandle {
 
     /// Cancels timer `id` (a stale id is ignored).
     pub(crate) fn remove(&self, id: TimerId) {
-        self.wheel().remove(id);
+        let mut wheel = self.wheel();
+        wheel.remove(id);
+        if wheel.is_empty() {
+            self.next_tick.store(NO_TIMER, Ordering::SeqCst);
+        }
     }
 
     /// Moves timer `id` to `deadline`; `Some(unpark)` on success, `None` if it was stale.
     pub(crate) fn reset(&self, id: TimerId, deadline: Instant) -> Option<bool> {
         let tick = self.deadline_to_tick(deadline);
         let mut wheel = self.wheel();
-        wheel.reset(id, tick).then(|| tick < self.parked_until.load(Ordering::Acquire))
+        if !wheel.reset(id, tick) {
+            return None;
+        }
+        self.next_tick.fetch_min(tick, Ordering::SeqCst);
+        Some(tick < self.parked_until.load(Ordering::SeqCst))
     }
 
     /// The `epoll_wait` timeout for a thread about to park with `requested`, and the
@@ -100,14 +115,18 @@ impl TimeHandle {
         if requested == Some(Duration::ZERO) {
             return requested;
         }
+        // Publish "parked" before looking for timers; `insert` publishes its timer before
+        // looking at `parked_until` (both SeqCst): either we see the timer here, or the
+        // inserter sees us parked and unparks us.
+        self.parked_until.store(PARKED_FOREVER, Ordering::SeqCst);
+        if self.next_tick.load(Ordering::SeqCst) == NO_TIMER {
+            return requested;
+        }
         let wheel = self.wheel();
         match wheel.next_expiration() {
-            None => {
-                self.parked_until.store(PARKED_FOREVER, Ordering::Release);
-                requested
-            }
+            None => requested,
             Some(tick) => {
-                self.parked_until.store(tick.max(1), Ordering::Release);
+                self.parked_until.store(tick.max(1), Ordering::SeqCst);
                 let now = Instant::now();
                 let until = self.tick_instant(tick).saturating_duration_since(now);
                 Some(requested.map_or(until, |r| r.min(until)))
@@ -120,14 +139,22 @@ impl TimeHandle {
         self.parked_until.store(NOT_PARKED, Ordering::Release);
     }
 
-    /// Fires every timer due at `now`; their wakers go to `wake`.
-    pub(crate) fn process(&self, now: Instant, wake: &mut Vec<Waker>) {
-        let tick = self.now_tick(now);
-        let mut wheel = self.wheel();
-        if wheel.is_empty() || tick < wheel.now() {
+    /// Fires every timer due now; their wakers go to `wake`. Costs one atomic load when
+    /// no timer is pending.
+    pub(crate) fn process(&self, wake: &mut Vec<Waker>) {
+        let next = self.next_tick.load(Ordering::SeqCst);
+        if next == NO_TIMER {
             return;
         }
-        wheel.advance(tick, wake);
+        let tick = self.now_tick(Instant::now());
+        if tick < next {
+            return;
+        }
+        let mut wheel = self.wheel();
+        if tick >= wheel.now() {
+            wheel.advance(tick, wake);
+        }
+        self.next_tick.store(wheel.next_expiration().unwrap_or(NO_TIMER), Ordering::SeqCst);
     }
 
     /// Number of pending timers.

