@@ -63,6 +63,9 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![doc(test(attr(deny(warnings))))]
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod __fuzz;
 mod error;
 pub mod io;
 pub(crate) mod loom;
@@ -71,9 +74,6 @@ pub mod runtime;
 pub(crate) mod sys;
 pub mod task;
 pub mod time;
-#[cfg(feature = "fuzzing")]
-#[doc(hidden)]
-pub mod __fuzz;
 
 pub use blitz_io_macros::{main, test};
 pub use std::time::Duration;

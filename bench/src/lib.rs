@@ -420,7 +420,7 @@ pub fn raise_nofile(want: u64) -> u64 {
     }
 }
 
-/// User+system CPU time of a whole process (all threads), in seconds, from /proc/<pid>/stat.
+/// User+system CPU time of a whole process (all threads), in seconds, from `/proc/<pid>/stat`.
 pub fn proc_cpu_secs(pid: u32) -> Option<f64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // fields after the command name (which is in parentheses and may contain spaces)
@@ -433,7 +433,7 @@ pub fn proc_cpu_secs(pid: u32) -> Option<f64> {
     Some((ut + st) / hz)
 }
 
-/// Resident set size of a process in bytes (VmRSS from /proc/<pid>/status).
+/// Resident set size of a process in bytes (VmRSS from `/proc/<pid>/status`).
 pub fn proc_rss_bytes(pid: u32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     for l in s.lines() {

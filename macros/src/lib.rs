@@ -215,11 +215,7 @@ impl Error {
     }
 
     fn spanning(start: Span, end: Span, msg: impl Into<String>) -> Self {
-        Error {
-            start,
-            end,
-            msg: msg.into(),
-        }
+        Error { start, end, msg: msg.into() }
     }
 
     /// `::core::compile_error! { "msg" }`, with the path on `start` and the message on
@@ -287,10 +283,7 @@ fn parse_args(kind: Kind, args: TokenStream) -> Result<Config, Error> {
             other => {
                 return Err(Error::new(
                     other.span(),
-                    format!(
-                        "unexpected `{other}` in {} arguments; {ARGS_HELP}",
-                        kind.attr()
-                    ),
+                    format!("unexpected `{other}` in {} arguments; {ARGS_HELP}", kind.attr()),
                 ))
             }
         };
@@ -298,18 +291,8 @@ fn parse_args(kind: Kind, args: TokenStream) -> Result<Config, Error> {
         let name = name.strip_prefix("r#").unwrap_or(&name).to_owned();
         match tokens.get(i + 1) {
             Some(TokenTree::Punct(p)) if p.as_char() == '=' => {}
-            Some(other) => {
-                return Err(Error::new(
-                    other.span(),
-                    format!("expected `=` after `{name}`; {ARGS_HELP}"),
-                ))
-            }
-            None => {
-                return Err(Error::new(
-                    key.span(),
-                    format!("`{name}` needs a value; {ARGS_HELP}"),
-                ))
-            }
+            Some(other) => return Err(Error::new(other.span(), format!("expected `=` after `{name}`; {ARGS_HELP}"))),
+            None => return Err(Error::new(key.span(), format!("`{name}` needs a value; {ARGS_HELP}"))),
         }
         let value = match tokens.get(i + 2) {
             Some(TokenTree::Literal(lit)) => lit.clone(),
@@ -424,10 +407,7 @@ fn parse_args(kind: Kind, args: TokenStream) -> Result<Config, Error> {
             None => {}
             Some(TokenTree::Punct(p)) if p.as_char() == ',' => i += 1,
             Some(other) => {
-                return Err(Error::new(
-                    other.span(),
-                    format!("expected `,` between arguments, found `{other}`"),
-                ))
+                return Err(Error::new(other.span(), format!("expected `,` between arguments, found `{other}`")))
             }
         }
     }
@@ -504,18 +484,11 @@ struct ItemFn {
 impl ItemFn {
     fn parse(kind: Kind, item: TokenStream) -> Result<Self, Error> {
         let tokens = flatten(item);
-        let not_fn = |span: Span| {
-            Error::new(
-                span,
-                format!("{} can only be applied to an `async fn`", kind.attr()),
-            )
-        };
+        let not_fn = |span: Span| Error::new(span, format!("{} can only be applied to an `async fn`", kind.attr()));
         let mut i = 0;
 
         let mut attrs = Vec::new();
-        while let (Some(TokenTree::Punct(hash)), Some(TokenTree::Group(g))) =
-            (tokens.get(i), tokens.get(i + 1))
-        {
+        while let (Some(TokenTree::Punct(hash)), Some(TokenTree::Group(g))) = (tokens.get(i), tokens.get(i + 1)) {
             if hash.as_char() != '#' || g.delimiter() != Delimiter::Bracket {
                 break;
             }
@@ -544,22 +517,14 @@ impl ItemFn {
                     match word.as_str() {
                         "fn" => break id.span(),
                         "async" => asyncness = Some(id.span()),
-                        "const" | "unsafe" | "extern" | "default" | "safe" => {
-                            quals.push(tokens[i].clone())
-                        }
+                        "const" | "unsafe" | "extern" | "default" | "safe" => quals.push(tokens[i].clone()),
                         _ => return Err(not_fn(id.span())),
                     }
                 }
                 // The ABI string of `extern "C"`.
-                Some(TokenTree::Literal(_)) if is_ident(quals.last(), "extern") => {
-                    quals.push(tokens[i].clone())
-                }
+                Some(TokenTree::Literal(_)) if is_ident(quals.last(), "extern") => quals.push(tokens[i].clone()),
                 Some(other) => return Err(not_fn(other.span())),
-                None => {
-                    return Err(not_fn(
-                        tokens.last().map_or_else(Span::call_site, TokenTree::span),
-                    ))
-                }
+                None => return Err(not_fn(tokens.last().map_or_else(Span::call_site, TokenTree::span))),
             }
             i += 1;
         };
@@ -592,15 +557,8 @@ impl ItemFn {
         i += 1;
 
         let body = match tokens.last() {
-            Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Brace && i < tokens.len() => {
-                g.clone()
-            }
-            Some(other) => {
-                return Err(Error::new(
-                    other.span(),
-                    format!("{} needs a function body", kind.attr()),
-                ))
-            }
+            Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Brace && i < tokens.len() => g.clone(),
+            Some(other) => return Err(Error::new(other.span(), format!("{} needs a function body", kind.attr()))),
             None => return Err(not_fn(name.span())),
         };
         let mut output: Vec<TokenTree> = tokens[i..tokens.len() - 1].to_vec();
@@ -610,28 +568,13 @@ impl ItemFn {
         }
         match output.as_slice() {
             [] => {}
-            [TokenTree::Punct(dash), TokenTree::Punct(gt), _, ..]
-                if dash.as_char() == '-' && gt.as_char() == '>' => {}
+            [TokenTree::Punct(dash), TokenTree::Punct(gt), _, ..] if dash.as_char() == '-' && gt.as_char() == '>' => {}
             [first, ..] => {
-                return Err(Error::new(
-                    first.span(),
-                    format!("expected `->` or a function body, found `{first}`"),
-                ))
+                return Err(Error::new(first.span(), format!("expected `->` or a function body, found `{first}`")))
             }
         }
 
-        Ok(ItemFn {
-            attrs,
-            vis,
-            quals,
-            asyncness,
-            fn_token,
-            name,
-            generics,
-            params,
-            output,
-            body,
-        })
+        Ok(ItemFn { attrs, vis, quals, asyncness, fn_token, name, generics, params, output, body })
     }
 
     /// The checks that need the whole signature; parsing already rejected non-functions.
@@ -657,10 +600,7 @@ impl ItemFn {
         }
         let has_params = !self.params.stream().is_empty();
         if has_params && kind == Kind::Test {
-            return Err(Error::new(
-                self.params.span(),
-                "test functions cannot take arguments",
-            ));
+            return Err(Error::new(self.params.span(), "test functions cannot take arguments"));
         }
         if has_params && self.name.to_string() == "main" {
             return Err(Error::new(
@@ -742,10 +682,7 @@ impl ItemFn {
         ));
         if let Some(n) = config.worker_threads {
             builder.extend([punct('.', call)]);
-            builder.extend(method_call_tail(
-                "worker_threads",
-                TokenTree::Literal(Literal::usize_unsuffixed(n)).into(),
-            ));
+            builder.extend(method_call_tail("worker_threads", TokenTree::Literal(Literal::usize_unsuffixed(n)).into()));
         }
         builder.extend([punct('.', call)]);
         builder.extend(method_call_tail("build", TokenStream::new()));
@@ -776,11 +713,7 @@ impl ItemFn {
         let mut allow = TokenStream::new();
         allow.extend([ident("allow", call)]);
         let mut lints = TokenStream::new();
-        lints.extend([
-            ident("dead_code", call),
-            punct(',', call),
-            ident("unused_variables", call),
-        ]);
+        lints.extend([ident("dead_code", call), punct(',', call), ident("unused_variables", call)]);
         allow.extend([group(Delimiter::Parenthesis, lints)]);
         ts.extend(attribute(allow));
         ts.extend(self.vis.iter().cloned());
@@ -800,10 +733,7 @@ impl ItemFn {
         ]);
         ts.extend(self.output.iter().cloned());
         let mut body = path(&["core", "unreachable"], call);
-        body.extend([
-            punct('!', call),
-            group(Delimiter::Parenthesis, TokenStream::new()),
-        ]);
+        body.extend([punct('!', call), group(Delimiter::Parenthesis, TokenStream::new())]);
         ts.extend([group(Delimiter::Brace, body)]);
         ts
     }
@@ -815,10 +745,7 @@ fn is_test_attr(g: &Group) -> bool {
     let tokens: Vec<TokenTree> = g.stream().into_iter().collect();
     let path_len = tokens
         .iter()
-        .position(|t| {
-            !matches!(t, TokenTree::Ident(_))
-                && !matches!(t, TokenTree::Punct(p) if p.as_char() == ':')
-        })
+        .position(|t| !matches!(t, TokenTree::Ident(_)) && !matches!(t, TokenTree::Punct(p) if p.as_char() == ':'))
         .unwrap_or(tokens.len());
     let rest_ok = match &tokens[path_len..] {
         [] => true,
@@ -837,9 +764,7 @@ fn flatten(ts: TokenStream) -> Vec<TokenTree> {
     let mut out = Vec::new();
     for tt in ts {
         match tt {
-            TokenTree::Group(g) if g.delimiter() == Delimiter::None => {
-                out.extend(flatten(g.stream()))
-            }
+            TokenTree::Group(g) if g.delimiter() == Delimiter::None => out.extend(flatten(g.stream())),
             tt => out.push(tt),
         }
     }
@@ -900,16 +825,10 @@ fn path(segments: &[&str], span: Span) -> TokenStream {
 
 /// `#[contents]`
 fn attribute(contents: TokenStream) -> [TokenTree; 2] {
-    [
-        punct('#', Span::call_site()),
-        group(Delimiter::Bracket, contents),
-    ]
+    [punct('#', Span::call_site()), group(Delimiter::Bracket, contents)]
 }
 
 /// `name(args)`
 fn method_call_tail(name: &str, args: TokenStream) -> [TokenTree; 2] {
-    [
-        ident(name, Span::call_site()),
-        group(Delimiter::Parenthesis, args),
-    ]
+    [ident(name, Span::call_site()), group(Delimiter::Parenthesis, args)]
 }

@@ -83,8 +83,7 @@ impl Family {
 }
 
 /// The example given in every parse error message.
-const EXPECTED: &str =
-    "expected a numeric \"IP:port\" such as \"127.0.0.1:8080\" or \"[::1]:8080\"";
+const EXPECTED: &str = "expected a numeric \"IP:port\" such as \"127.0.0.1:8080\" or \"[::1]:8080\"";
 
 impl Address {
     /// Parses a numeric socket address: `"1.2.3.4:80"`, `"[::1]:80"`, or an IPv6 address
@@ -281,10 +280,7 @@ impl Address {
     /// `InvalidInput` if the address is not IPv4 or IPv6 (for example a Unix address).
     pub(crate) fn from_sockaddr(addr: &SockAddr) -> io::Result<Address> {
         addr.as_socket().map(Address::from_std).ok_or_else(|| {
-            invalid_input(format!(
-                "expected an IPv4 or IPv6 socket address, got address family {}",
-                addr.family()
-            ))
+            invalid_input(format!("expected an IPv4 or IPv6 socket address, got address family {}", addr.family()))
         })
     }
 }
@@ -374,9 +370,7 @@ fn port_problem(s: &str, port: &str) -> String {
 /// one character that is not a digit or a dot (so "1.2.3.400" is a bad IP, not a name).
 fn looks_like_host_name(host: &str) -> bool {
     !host.is_empty()
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
         && host.bytes().any(|b| !(b.is_ascii_digit() || b == b'.'))
 }
 
@@ -501,9 +495,7 @@ impl From<([u16; 8], u16)> for Address {
 /// ```
 pub fn resolve(host: &str, port: u16) -> io::Result<Vec<Address>> {
     if host.is_empty() {
-        return Err(invalid_input(
-            "empty host name: expected a name such as \"example.com\" or an IP address",
-        ));
+        return Err(invalid_input("empty host name: expected a name such as \"example.com\" or an IP address"));
     }
     if let Some(addr) = numeric_host(host, port) {
         return Ok(vec![addr]);
@@ -530,10 +522,7 @@ pub fn resolve(host: &str, port: u16) -> io::Result<Vec<Address>> {
         }
     }
     if addrs.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("host {host:?} resolved to no addresses"),
-        ));
+        return Err(io::Error::new(io::ErrorKind::NotFound, format!("host {host:?} resolved to no addresses")));
     }
     Ok(addrs)
 }
@@ -557,12 +546,10 @@ pub fn resolve(host: &str, port: u16) -> io::Result<Vec<Address>> {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn resolve_first(host: &str, port: u16) -> io::Result<Address> {
-    resolve(host, port)?.into_iter().next().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("host {host:?} resolved to no addresses"),
-        )
-    })
+    resolve(host, port)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("host {host:?} resolved to no addresses")))
 }
 
 /// `host` and `port` as an address, if `host` is a numeric IP address: `"1.2.3.4"`,
@@ -571,17 +558,11 @@ fn numeric_host(host: &str, port: u16) -> Option<Address> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Some(Address::from((ip, port)));
     }
-    let inner = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
+    let inner = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
     if !inner.contains(':') || inner.contains(['[', ']']) {
         return None;
     }
-    format!("[{inner}]:{port}")
-        .parse::<SocketAddrV6>()
-        .ok()
-        .map(Address::from)
+    format!("[{inner}]:{port}").parse::<SocketAddrV6>().ok().map(Address::from)
 }
 
 #[cfg(test)]
@@ -606,10 +587,7 @@ mod tests {
             SocketAddr::V4(_) => panic!("expected IPv6"),
         }
         assert_eq!(c.to_string(), "[fe80::1%2]:80");
-        assert_eq!(
-            "0.0.0.0:0".parse::<Address>().unwrap(),
-            Address::from_port(0)
-        );
+        assert_eq!("0.0.0.0:0".parse::<Address>().unwrap(), Address::from_port(0));
     }
 
     #[test]
@@ -621,25 +599,15 @@ mod tests {
         assert_eq!(Address::from(std_addr), Address::from_std(std_addr));
         assert_eq!(SocketAddr::from(Address::from(std_addr)), std_addr);
         assert_eq!(Address::from(([10, 1, 2, 3], 4)), Address::from(std_addr));
-        assert_eq!(
-            Address::from((IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)), 4)),
-            Address::from(std_addr)
-        );
-        assert_eq!(
-            Address::from(([0, 0, 0, 0, 0, 0, 0, 1], 9)),
-            Address::loopback_v6(9)
-        );
+        assert_eq!(Address::from((IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)), 4)), Address::from(std_addr));
+        assert_eq!(Address::from(([0, 0, 0, 0, 0, 0, 0, 1], 9)), Address::loopback_v6(9));
         assert_eq!(Family::V4.as_raw(), libc::AF_INET);
         assert_eq!(Family::V6.as_raw(), libc::AF_INET6);
     }
 
     #[test]
     fn sockaddr_round_trip() {
-        for a in [
-            Address::loopback_v4(1),
-            Address::loopback_v6(2),
-            Address::parse("[fe80::1%3]:4").unwrap(),
-        ] {
+        for a in [Address::loopback_v4(1), Address::loopback_v6(2), Address::parse("[fe80::1%3]:4").unwrap()] {
             assert_eq!(Address::from_sockaddr(&a.to_sockaddr()).unwrap(), a);
         }
         let unix = SockAddr::unix("/tmp/x.sock").unwrap();
@@ -691,20 +659,11 @@ mod tests {
 
     #[test]
     fn resolve_numeric_hosts_without_dns() {
-        assert_eq!(
-            resolve("127.0.0.1", 9).unwrap(),
-            vec![Address::loopback_v4(9)]
-        );
+        assert_eq!(resolve("127.0.0.1", 9).unwrap(), vec![Address::loopback_v4(9)]);
         assert_eq!(resolve("::1", 9).unwrap(), vec![Address::loopback_v6(9)]);
         assert_eq!(resolve("[::1]", 9).unwrap(), vec![Address::loopback_v6(9)]);
-        assert_eq!(
-            resolve("fe80::1%2", 9).unwrap(),
-            vec![Address::parse("[fe80::1%2]:9").unwrap()]
-        );
-        assert_eq!(
-            resolve_first("127.0.0.1", 9).unwrap(),
-            Address::loopback_v4(9)
-        );
+        assert_eq!(resolve("fe80::1%2", 9).unwrap(), vec![Address::parse("[fe80::1%2]:9").unwrap()]);
+        assert_eq!(resolve_first("127.0.0.1", 9).unwrap(), Address::loopback_v4(9));
     }
 
     #[test]
@@ -739,8 +698,7 @@ mod tests {
     }
 
     fn arb_v6() -> impl Strategy<Value = SocketAddrV6> {
-        (any::<[u16; 8]>(), any::<u16>())
-            .prop_map(|(segs, port)| SocketAddrV6::new(Ipv6Addr::from(segs), port, 0, 0))
+        (any::<[u16; 8]>(), any::<u16>()).prop_map(|(segs, port)| SocketAddrV6::new(Ipv6Addr::from(segs), port, 0, 0))
     }
 
     proptest! {

@@ -281,11 +281,7 @@ fn run_catching<F: FnOnce()>(f: F) {
 
 /// The worker id of the current thread if it is a worker of pool `pool_id`.
 fn current_worker_of(pool_id: usize) -> Option<usize> {
-    CURRENT_WORKER
-        .try_with(Cell::get)
-        .ok()
-        .flatten()
-        .and_then(|(pool, worker)| (pool == pool_id).then_some(worker))
+    CURRENT_WORKER.try_with(Cell::get).ok().flatten().and_then(|(pool, worker)| (pool == pool_id).then_some(worker))
 }
 
 impl Inner {
@@ -368,15 +364,9 @@ impl Inner {
                 state = match deadline {
                     Some(deadline) => {
                         let timeout = deadline.saturating_duration_since(Instant::now());
-                        self.work_cv
-                            .wait_timeout(state, timeout)
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .0
+                        self.work_cv.wait_timeout(state, timeout).unwrap_or_else(PoisonError::into_inner).0
                     }
-                    None => self
-                        .work_cv
-                        .wait(state)
-                        .unwrap_or_else(PoisonError::into_inner),
+                    None => self.work_cv.wait(state).unwrap_or_else(PoisonError::into_inner),
                 };
                 if state.num_notify > 0 {
                     // Claimed by a spawner, which already took us out of `num_idle`.
@@ -460,16 +450,12 @@ impl BlockingPool {
             on_thread_start: config.on_thread_start,
             on_thread_stop: config.on_thread_stop,
         };
-        BlockingPool {
-            inner: Arc::new(inner),
-        }
+        BlockingPool { inner: Arc::new(inner) }
     }
 
     /// Returns a spawner for this pool.
     pub(crate) fn handle(&self) -> BlockingSpawner {
-        BlockingSpawner {
-            inner: Arc::clone(&self.inner),
-        }
+        BlockingSpawner { inner: Arc::clone(&self.inner) }
     }
 
     /// Stops accepting jobs, drops queued-but-not-started jobs (dropping them is how tasks get cancelled),
@@ -515,17 +501,13 @@ impl BlockingPool {
             }
             match deadline {
                 None => {
-                    state = inner
-                        .exit_cv
-                        .wait(state)
-                        .unwrap_or_else(PoisonError::into_inner);
+                    state = inner.exit_cv.wait(state).unwrap_or_else(PoisonError::into_inner);
                 }
                 Some(deadline) => {
                     let now = Instant::now();
                     if now >= deadline {
                         // Detach the threads still running a job.
-                        let stuck: Vec<JoinHandle<()>> =
-                            state.workers.drain().map(|(_, handle)| handle).collect();
+                        let stuck: Vec<JoinHandle<()>> = state.workers.drain().map(|(_, handle)| handle).collect();
                         if !stuck.is_empty() {
                             state.detached = true;
                         }
@@ -534,11 +516,7 @@ impl BlockingPool {
                         drop(stuck);
                         return joined;
                     }
-                    state = inner
-                        .exit_cv
-                        .wait_timeout(state, deadline - now)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0;
+                    state = inner.exit_cv.wait_timeout(state, deadline - now).unwrap_or_else(PoisonError::into_inner).0;
                 }
             }
         }
@@ -556,9 +534,7 @@ impl Drop for BlockingPool {
 
 impl fmt::Debug for BlockingPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BlockingPool")
-            .field("inner", &self.inner)
-            .finish()
+        f.debug_struct("BlockingPool").field("inner", &self.inner).finish()
     }
 }
 
@@ -653,23 +629,18 @@ impl BlockingSpawner {
 
 impl fmt::Debug for BlockingSpawner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BlockingSpawner")
-            .field("inner", &self.inner)
-            .finish()
+        f.debug_struct("BlockingSpawner").field("inner", &self.inner).finish()
     }
 }
 
 impl fmt::Debug for Inner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Inner");
-        d.field("max_threads", &self.max_threads)
-            .field("keep_alive", &self.keep_alive);
+        d.field("max_threads", &self.max_threads).field("keep_alive", &self.keep_alive);
         // `try_lock`: formatting must never block or deadlock.
         match self.state.try_lock() {
             Ok(state) => d.field("state", &*state),
-            Err(std::sync::TryLockError::Poisoned(poisoned)) => {
-                d.field("state", &*poisoned.into_inner())
-            }
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => d.field("state", &*poisoned.into_inner()),
             Err(std::sync::TryLockError::WouldBlock) => d.field("state", &"<locked>"),
         };
         d.finish_non_exhaustive()
@@ -703,12 +674,7 @@ mod tests {
 
     /// A config with the given bounds and a fixed thread name.
     fn config(max_threads: usize, keep_alive: Duration, name: &'static str) -> PoolConfig {
-        PoolConfig {
-            max_threads,
-            keep_alive,
-            thread_name: Arc::new(move || name.to_owned()),
-            ..PoolConfig::default()
-        }
+        PoolConfig { max_threads, keep_alive, thread_name: Arc::new(move || name.to_owned()), ..PoolConfig::default() }
     }
 
     /// Polls `cond` until it holds or `PATIENCE` elapses; returns whether it held.
@@ -764,13 +730,9 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         for i in 0..20 {
             let tx = tx.clone();
-            spawner
-                .spawn(Box::new(move || tx.send(i).unwrap()))
-                .unwrap();
+            spawner.spawn(Box::new(move || tx.send(i).unwrap())).unwrap();
         }
-        let mut got: Vec<i32> = (0..20)
-            .map(|_| rx.recv_timeout(PATIENCE).unwrap())
-            .collect();
+        let mut got: Vec<i32> = (0..20).map(|_| rx.recv_timeout(PATIENCE).unwrap()).collect();
         got.sort_unstable();
         assert_eq!(got, (0..20).collect::<Vec<_>>());
         assert!(spawner.num_threads() <= 4);
@@ -785,10 +747,7 @@ mod tests {
         assert_eq!(config.max_threads, 512);
         assert_eq!(config.keep_alive, Duration::from_secs(10));
         assert!(format!("{config:?}").contains("max_threads: 512"));
-        let pool = BlockingPool::new(PoolConfig {
-            max_threads: 0,
-            ..PoolConfig::default()
-        });
+        let pool = BlockingPool::new(PoolConfig { max_threads: 0, ..PoolConfig::default() });
         assert_eq!(pool.handle().max_threads(), 1);
         assert!(format!("{pool:?}").contains("num_threads: 0"));
     }
@@ -810,14 +769,10 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         pool.handle()
             .spawn(Box::new(move || {
-                tx.send(thread::current().name().map(str::to_owned))
-                    .unwrap();
+                tx.send(thread::current().name().map(str::to_owned)).unwrap();
             }))
             .unwrap();
-        assert_eq!(
-            rx.recv_timeout(PATIENCE).unwrap().as_deref(),
-            Some("bp-named")
-        );
+        assert_eq!(rx.recv_timeout(PATIENCE).unwrap().as_deref(), Some("bp-named"));
         assert!(pool.shutdown(Some(PATIENCE)));
         assert_eq!(starts.load(Ordering::SeqCst), 1);
         assert_eq!(stops.load(Ordering::SeqCst), 1);
@@ -836,13 +791,8 @@ mod tests {
         let go = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel();
         for _ in 0..JOBS {
-            let (running, peak, peak_threads, tx, go) = (
-                Arc::clone(&running),
-                Arc::clone(&peak),
-                Arc::clone(&peak_threads),
-                tx.clone(),
-                Arc::clone(&go),
-            );
+            let (running, peak, peak_threads, tx, go) =
+                (Arc::clone(&running), Arc::clone(&peak), Arc::clone(&peak_threads), tx.clone(), Arc::clone(&go));
             let probe = spawner.clone();
             spawner
                 .spawn(Box::new(move || {
@@ -885,8 +835,7 @@ mod tests {
                 let (spawner, ran, over) = (spawner.clone(), Arc::clone(&ran), Arc::clone(&over));
                 scope.spawn(move || {
                     for _ in 0..200 {
-                        let (ran, probe, over) =
-                            (Arc::clone(&ran), spawner.clone(), Arc::clone(&over));
+                        let (ran, probe, over) = (Arc::clone(&ran), spawner.clone(), Arc::clone(&over));
                         spawner
                             .spawn(Box::new(move || {
                                 if probe.num_threads() > MAX {
@@ -925,9 +874,7 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         for _ in 0..3 {
             let tx = tx.clone();
-            spawner
-                .spawn(Box::new(move || tx.send(()).unwrap()))
-                .unwrap();
+            spawner.spawn(Box::new(move || tx.send(()).unwrap())).unwrap();
         }
         for _ in 0..3 {
             rx.recv_timeout(PATIENCE).unwrap();
@@ -965,9 +912,7 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         assert!(eventually(|| {
             let tx = tx.clone();
-            spawner
-                .spawn(Box::new(move || tx.send(()).unwrap()))
-                .unwrap();
+            spawner.spawn(Box::new(move || tx.send(()).unwrap())).unwrap();
             rx.recv_timeout(PATIENCE).unwrap();
             spawner.num_handles() <= 1
         }));
@@ -1017,10 +962,7 @@ mod tests {
         thread::scope(|scope| {
             let shutdown = scope.spawn(|| pool.shutdown(Some(PATIENCE)));
             assert!(eventually(|| dropped.load(Ordering::SeqCst) == 4));
-            assert!(
-                !shutdown.is_finished(),
-                "shutdown waits for the running job"
-            );
+            assert!(!shutdown.is_finished(), "shutdown waits for the running job");
             release.send(()).unwrap();
             assert!(shutdown.join().unwrap());
         });
@@ -1070,10 +1012,7 @@ mod tests {
             spawner
                 .spawn(Box::new(move || {
                     started_tx.send(()).unwrap();
-                    let _ = release
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .recv_timeout(PATIENCE);
+                    let _ = release.lock().unwrap_or_else(PoisonError::into_inner).recv_timeout(PATIENCE);
                 }))
                 .unwrap();
         }
@@ -1098,13 +1037,9 @@ mod tests {
     fn panicking_job_does_not_break_the_pool() {
         let pool = BlockingPool::new(config(1, DEFAULT_KEEP_ALIVE, "bp-panic"));
         let spawner = pool.handle();
-        spawner
-            .spawn(Box::new(|| panic!("job panic (expected by the test)")))
-            .unwrap();
+        spawner.spawn(Box::new(|| panic!("job panic (expected by the test)"))).unwrap();
         let (tx, rx) = mpsc::channel();
-        spawner
-            .spawn(Box::new(move || tx.send(()).unwrap()))
-            .unwrap();
+        spawner.spawn(Box::new(move || tx.send(()).unwrap())).unwrap();
         rx.recv_timeout(PATIENCE).unwrap();
         assert_eq!(spawner.num_threads(), 1);
         assert!(pool.shutdown(Some(PATIENCE)));
@@ -1164,10 +1099,8 @@ mod tests {
     #[test]
     fn thread_spawn_failure_is_an_error() {
         // A 64 TiB stack cannot be mapped, so the OS refuses the thread.
-        let pool = BlockingPool::new(PoolConfig {
-            stack_size: Some(1 << 46),
-            ..config(2, DEFAULT_KEEP_ALIVE, "bp-fail")
-        });
+        let pool =
+            BlockingPool::new(PoolConfig { stack_size: Some(1 << 46), ..config(2, DEFAULT_KEEP_ALIVE, "bp-fail") });
         let spawner = pool.handle();
         let dropped = Arc::new(AtomicUsize::new(0));
         let guard = DropFlag(Arc::clone(&dropped));

@@ -12,7 +12,7 @@
 //!
 //! The driver has no thread of its own: a worker (or the `block_on` thread of a
 //! current-thread runtime) with nothing to run parks *in* the driver, sleeping in
-//! `epoll_wait` until I/O, a timer, or an unpark. See [`park`] and the scheduler docs.
+//! `epoll_wait` until I/O, a timer, or an unpark. See `runtime::park` and the scheduler docs (private items: `cargo doc --document-private-items`).
 //!
 //! # Shutdown order (`Drop`, `shutdown_timeout`)
 //!

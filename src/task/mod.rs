@@ -4,13 +4,13 @@
 //!
 //! A task is one heap allocation made by `async-task`: a header with the reference
 //! count and the state bits, the schedule function, the future, and a small
-//! [`TaskMeta`] (the abort flag). `async-task` owns the state machine (scheduled,
+//! `TaskMeta` (the abort flag). `async-task` owns the state machine (scheduled,
 //! running, completed, closed) and the waker vtable; this module adds what a runtime
 //! needs on top of it:
 //!
 //! * **Panic capture.** The future is wrapped so a panic while polling becomes the
 //!   task's output (`Err(JoinError::is_panic)`) and never unwinds into a worker.
-//! * **Ownership for shutdown** ([`owned::OwnedTasks`]). Every live task has a waker in
+//! * **Ownership for shutdown** (`owned::OwnedTasks`). Every live task has a waker in
 //!   its runtime's task table. A runtime that shuts down closes the table (no new
 //!   task is accepted), wakes every task in it, and the schedule function then drops the
 //!   `Runnable` instead of queueing it. Dropping a `Runnable` drops the future: so a

@@ -120,9 +120,8 @@ impl OwnedTasks {
 
 /// A runnable for a task that was never bound: it completes at once with no effect.
 fn dummy_runnable() -> Runnable {
-    let (runnable, task) = async_task::Builder::new()
-        .metadata(TaskMeta::default())
-        .spawn(|_| async {}, |_r: Runnable| {});
+    let (runnable, task) =
+        async_task::Builder::new().metadata(TaskMeta::default()).spawn(|_| async {}, |_r: Runnable| {});
     task.detach();
     runnable
 }

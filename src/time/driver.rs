@@ -66,7 +66,9 @@ impl TimeHandle {
     }
 
     fn tick_instant(&self, tick: u64) -> Instant {
-        self.start.checked_add(Duration::from_millis(tick)).unwrap_or_else(|| self.start + Duration::from_secs(86_400 * 365 * 30))
+        self.start
+            .checked_add(Duration::from_millis(tick))
+            .unwrap_or_else(|| self.start + Duration::from_secs(86_400 * 365 * 30))
     }
 
     /// Whether the handle's driver shut down (timers then move to the fallback driver).
@@ -126,6 +128,9 @@ impl TimeHandle {
         match wheel.next_expiration() {
             None => requested,
             Some(tick) => {
+                // The wheel may need an advance before the earliest deadline (to cascade
+                // a higher level); make `process` do it when we wake for it.
+                self.next_tick.fetch_min(tick, Ordering::SeqCst);
                 self.parked_until.store(tick.max(1), Ordering::SeqCst);
                 let now = Instant::now();
                 let until = self.tick_instant(tick).saturating_duration_since(now);

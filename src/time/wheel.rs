@@ -186,10 +186,7 @@ struct Slot {
 
 impl Slot {
     /// An empty slot.
-    const EMPTY: Slot = Slot {
-        head: NIL,
-        tail: NIL,
-    };
+    const EMPTY: Slot = Slot { head: NIL, tail: NIL };
 }
 
 /// One level of the wheel: 64 slot lists and a bitmask of the non-empty ones.
@@ -203,10 +200,7 @@ struct Level {
 
 impl Level {
     /// An empty level.
-    const EMPTY: Level = Level {
-        occupied: 0,
-        slots: [Slot::EMPTY; SLOTS],
-    };
+    const EMPTY: Level = Level { occupied: 0, slots: [Slot::EMPTY; SLOTS] };
 }
 
 /// A hierarchical timer wheel with 6 levels × 64 slots; see the [module docs](self).
@@ -291,10 +285,7 @@ impl Wheel {
         let index = self.alloc(when, waker);
         self.link(index);
         self.pending += 1;
-        TimerId {
-            index,
-            generation: self.entries[index as usize].generation,
-        }
+        TimerId { index, generation: self.entries[index as usize].generation }
     }
 
     /// Checks a timer on behalf of the future that owns it.
@@ -434,14 +425,7 @@ impl Wheel {
             Ok(index) if index != NIL => index,
             _ => panic!("timer wheel: more than u32::MAX - 1 live timers"),
         };
-        self.entries.push(Entry {
-            generation: 0,
-            state: State::Free,
-            when,
-            waker: Some(waker),
-            prev: NIL,
-            next: NIL,
-        });
+        self.entries.push(Entry { generation: 0, state: State::Free, when, waker: Some(waker), prev: NIL, next: NIL });
         index
     }
 
@@ -529,13 +513,7 @@ impl Wheel {
     /// Detaches the list of the slot at `pos`; fires each of its entries due by `target`
     /// into `fired` and sets the others aside in `deferred`, unlinked, for the caller to
     /// re-insert once `now` has reached `target`.
-    fn drain_slot(
-        &mut self,
-        pos: Position,
-        target: u64,
-        fired: &mut Vec<(u64, Waker)>,
-        deferred: &mut Vec<u32>,
-    ) {
+    fn drain_slot(&mut self, pos: Position, target: u64, fired: &mut Vec<(u64, Waker)>, deferred: &mut Vec<u32>) {
         let level = &mut self.levels[pos.level as usize];
         let mut cursor = mem::replace(&mut level.slots[pos.slot as usize], Slot::EMPTY).head;
         level.occupied &= !(1 << pos.slot);
@@ -579,10 +557,7 @@ impl Wheel {
                 if ahead != 0 {
                     (ahead.trailing_zeros(), block_base)
                 } else {
-                    (
-                        level.occupied.trailing_zeros(),
-                        block_base.saturating_add(WHEEL_SPAN),
-                    )
+                    (level.occupied.trailing_zeros(), block_base.saturating_add(WHEEL_SPAN))
                 }
             } else {
                 // Lower levels only hold slots in the current block, after the current
@@ -596,10 +571,7 @@ impl Wheel {
                 }
             };
             let start = base.saturating_add(u64::from(slot) << shift).max(self.now);
-            let pos = Position {
-                level: level_index as u8,
-                slot: slot as u8,
-            };
+            let pos = Position { level: level_index as u8, slot: slot as u8 };
             if best.is_none_or(|(_, best_start)| start < best_start) {
                 best = Some((pos, start));
             }
@@ -610,10 +582,7 @@ impl Wheel {
 
 /// The position of `tick`'s digit at `level`.
 fn position(level: usize, tick: u64) -> Position {
-    Position {
-        level: level as u8,
-        slot: ((tick >> (SLOT_BITS * level as u32)) & SLOT_MASK) as u8,
-    }
+    Position { level: level as u8, slot: ((tick >> (SLOT_BITS * level as u32)) & SLOT_MASK) as u8 }
 }
 
 #[cfg(all(test, not(loom)))]
@@ -643,10 +612,7 @@ mod tests {
 
         fn wake_by_ref(self: &Arc<Self>) {
             self.wakes.fetch_add(1, Ordering::SeqCst);
-            self.log
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(self.tag);
+            self.log.lock().unwrap_or_else(|e| e.into_inner()).push(self.tag);
         }
     }
 
@@ -658,11 +624,7 @@ mod tests {
 
     impl Probes {
         fn probe(&self, tag: usize) -> Arc<Probe> {
-            Arc::new(Probe {
-                tag,
-                wakes: AtomicUsize::new(0),
-                log: Arc::clone(&self.log),
-            })
+            Arc::new(Probe { tag, wakes: AtomicUsize::new(0), log: Arc::clone(&self.log) })
         }
 
         fn waker(&self, tag: usize) -> Waker {
@@ -763,11 +725,8 @@ mod tests {
             };
             now += step;
             let woken = probes.advance(&mut wheel, now);
-            let expected: BTreeSet<usize> = deadlines
-                .iter()
-                .filter(|&(_, &when)| when <= now)
-                .map(|(&tag, _)| tag)
-                .collect();
+            let expected: BTreeSet<usize> =
+                deadlines.iter().filter(|&(_, &when)| when <= now).map(|(&tag, _)| tag).collect();
             assert_eq!(woken.iter().copied().collect::<BTreeSet<_>>(), expected);
             assert_eq!(woken.len(), expected.len());
             let whens: Vec<u64> = woken.iter().map(|tag| deadlines[tag]).collect();
@@ -783,17 +742,7 @@ mod tests {
     fn big_jump_fires_all_in_order() {
         let probes = Probes::default();
         let mut wheel = Wheel::new();
-        let whens = [
-            1 << 35,
-            5,
-            1 << 20,
-            64,
-            1 << 12,
-            63,
-            1 << 30,
-            4_095,
-            1 << 40,
-        ];
+        let whens = [1 << 35, 5, 1 << 20, 64, 1 << 12, 63, 1 << 30, 4_095, 1 << 40];
         for (tag, &when) in whens.iter().enumerate() {
             wheel.insert(when, probes.waker(tag));
         }
@@ -960,9 +909,7 @@ mod tests {
         let mut rng = Rng(3);
         let mut wheel = Wheel::new();
         let waker = noop();
-        let ids: Vec<TimerId> = (0..N)
-            .map(|_| wheel.insert(rng.delay(), waker.clone()))
-            .collect();
+        let ids: Vec<TimerId> = (0..N).map(|_| wheel.insert(rng.delay(), waker.clone())).collect();
         assert_eq!(wheel.len(), N);
         for id in ids.iter().step_by(2) {
             wheel.remove(*id);

@@ -141,10 +141,8 @@ fn main() {
     }
     let wl_filter: Option<Vec<String>> =
         a.get("workloads").map(|s| s.split(',').map(|s| s.trim().to_string()).collect());
-    let wls: Vec<Wl> = workloads()
-        .into_iter()
-        .filter(|w| wl_filter.as_ref().map_or(true, |f| f.iter().any(|x| x == w.name)))
-        .collect();
+    let wls: Vec<Wl> =
+        workloads().into_iter().filter(|w| wl_filter.as_ref().is_none_or(|f| f.iter().any(|x| x == w.name))).collect();
     let wrk = which("wrk");
     let cfg = Cfg {
         bin,
@@ -341,7 +339,7 @@ fn run_cmd(mut cmd: Command, limit: Duration) -> Result<String, String> {
 fn last_json(out: &str) -> Result<Json, String> {
     out.lines()
         .rev()
-        .find_map(|l| Json::parse(l))
+        .find_map(Json::parse)
         .ok_or_else(|| format!("no JSON in output: {:?}", out.chars().take(300).collect::<String>()))
 }
 
@@ -616,8 +614,6 @@ fn fmt_num(v: f64) -> String {
         "–".into()
     } else if v.abs() >= 100_000.0 {
         format!("{:.0}k", v / 1000.0)
-    } else if v.abs() >= 1000.0 {
-        format!("{:.0}", v)
     } else if v.abs() >= 100.0 {
         format!("{:.0}", v)
     } else if v.abs() >= 10.0 {

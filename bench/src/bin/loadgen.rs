@@ -736,9 +736,9 @@ fn churn_bench(o: &Opts) -> io::Result<Json> {
             break;
         }
         // slots whose connect failed outright are retried here
-        for i in 0..slots.len() {
-            if slots[i].s.is_none() {
-                open(&poll, i, &mut slots[i], &mut errors);
+        for (i, slot) in slots.iter_mut().enumerate() {
+            if slot.s.is_none() {
+                open(&poll, i, slot, &mut errors);
             }
         }
         if let Err(e) = poll.poll(&mut events, Some(m.poll_timeout(now))) {

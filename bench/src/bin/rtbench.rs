@@ -179,12 +179,12 @@ mod bz {
     rt_benches!(blitz_io::task::spawn, blitz_io::time::sleep, |h| h.await.unwrap());
 }
 
-fn run_bench<F: Future<Output = Out> + Send>(
+fn run_bench<F>(
     block_on: &dyn Fn(std::pin::Pin<Box<dyn Future<Output = Out> + Send>>) -> Out,
     mk: impl Fn() -> F,
 ) -> Out
 where
-    F: 'static,
+    F: Future<Output = Out> + Send + 'static,
 {
     let _warm = block_on(Box::pin(mk()));
     block_on(Box::pin(mk()))

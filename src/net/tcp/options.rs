@@ -140,9 +140,7 @@ fn keepalive_params(ka: &Keepalive) -> io::Result<TcpKeepalive> {
     }
     if let Some(retries) = ka.retries {
         if retries == 0 {
-            return Err(invalid_input(
-                "keepalive retries must be at least 1, got 0; to turn keepalive off pass None",
-            ));
+            return Err(invalid_input("keepalive retries must be at least 1, got 0; to turn keepalive off pass None"));
         }
         if retries > MAX_KEEPALIVE_RETRIES {
             return Err(invalid_input(format!(
@@ -290,10 +288,7 @@ pub(crate) fn set_linger(sock: &SockRef<'_>, linger: Option<Duration>) -> io::Re
         Some(d) => {
             let secs = d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0));
             if secs > i32::MAX as u64 {
-                return Err(invalid_input(format!(
-                    "linger of {secs} s is too long: the limit is {} s",
-                    i32::MAX
-                )));
+                return Err(invalid_input(format!("linger of {secs} s is too long: the limit is {} s", i32::MAX)));
             }
             Some(Duration::from_secs(secs))
         }
@@ -351,11 +346,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let stream = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let r = SockRef::from(&stream);
-        let ka = Keepalive {
-            time: Some(Duration::from_secs(30)),
-            interval: None,
-            retries: Some(3),
-        };
+        let ka = Keepalive { time: Some(Duration::from_secs(30)), interval: None, retries: Some(3) };
         set_keepalive(&r, Some(ka)).unwrap();
         let got = keepalive(&r).unwrap().unwrap();
         assert_eq!(got.time, ka.time);
@@ -382,41 +373,14 @@ mod tests {
         let s = tcp();
         let r = SockRef::from(&s);
         let cases = [
+            (Keepalive { time: Some(Duration::ZERO), ..Keepalive::default() }, "time must be at least 1 second"),
             (
-                Keepalive {
-                    time: Some(Duration::ZERO),
-                    ..Keepalive::default()
-                },
-                "time must be at least 1 second",
-            ),
-            (
-                Keepalive {
-                    interval: Some(Duration::ZERO),
-                    ..Keepalive::default()
-                },
+                Keepalive { interval: Some(Duration::ZERO), ..Keepalive::default() },
                 "interval must be at least 1 second",
             ),
-            (
-                Keepalive {
-                    retries: Some(0),
-                    ..Keepalive::default()
-                },
-                "retries must be at least 1",
-            ),
-            (
-                Keepalive {
-                    time: Some(Duration::from_secs(u64::MAX)),
-                    ..Keepalive::default()
-                },
-                "too long",
-            ),
-            (
-                Keepalive {
-                    retries: Some(u32::MAX),
-                    ..Keepalive::default()
-                },
-                "too many",
-            ),
+            (Keepalive { retries: Some(0), ..Keepalive::default() }, "retries must be at least 1"),
+            (Keepalive { time: Some(Duration::from_secs(u64::MAX)), ..Keepalive::default() }, "too long"),
+            (Keepalive { retries: Some(u32::MAX), ..Keepalive::default() }, "too many"),
         ];
         for (ka, needle) in cases {
             let err = set_keepalive(&r, Some(ka)).unwrap_err();
@@ -453,13 +417,8 @@ mod tests {
         set_linger(&SockRef::from(&client), Some(Duration::ZERO)).unwrap();
         let start = std::time::Instant::now();
         drop(client);
-        assert!(
-            start.elapsed() < Duration::from_secs(1),
-            "abortive close blocked"
-        );
-        server
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
+        assert!(start.elapsed() < Duration::from_secs(1), "abortive close blocked");
+        server.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut buf = [0u8; 8];
         let err = server.read(&mut buf).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);

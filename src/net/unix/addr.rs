@@ -101,14 +101,10 @@ impl UnixAddr {
         let path = path.as_ref();
         let bytes = path.as_os_str().as_bytes();
         if bytes.is_empty() {
-            return Err(invalid_input(
-                "empty Unix socket path: give a file path such as \"/tmp/app.sock\"",
-            ));
+            return Err(invalid_input("empty Unix socket path: give a file path such as \"/tmp/app.sock\""));
         }
         if let Some(at) = bytes.iter().position(|&b| b == 0) {
-            return Err(invalid_input(format!(
-                "Unix socket path {path:?} contains a NUL byte at byte {at}"
-            )));
+            return Err(invalid_input(format!("Unix socket path {path:?} contains a NUL byte at byte {at}")));
         }
         let max = sun_path_len() - 1;
         if bytes.len() > max {
@@ -118,9 +114,7 @@ impl UnixAddr {
                 bytes.len()
             )));
         }
-        Ok(UnixAddr {
-            kind: Kind::Pathname(path.to_path_buf()),
-        })
+        Ok(UnixAddr { kind: Kind::Pathname(path.to_path_buf()) })
     }
 
     /// An address in the Linux abstract namespace, named by `name`.
@@ -164,9 +158,7 @@ impl UnixAddr {
                     name.len()
                 )));
             }
-            Ok(UnixAddr {
-                kind: Kind::Abstract(name.to_vec()),
-            })
+            Ok(UnixAddr { kind: Kind::Abstract(name.to_vec()) })
         }
         #[cfg(not(any(target_os = "linux", target_os = "android")))]
         {
@@ -180,9 +172,7 @@ impl UnixAddr {
 
     /// The unnamed address: that of a socket that was never bound.
     pub(crate) fn unnamed() -> UnixAddr {
-        UnixAddr {
-            kind: Kind::Unnamed,
-        }
+        UnixAddr { kind: Kind::Unnamed }
     }
 
     /// The socket file's path, if this is a pathname address.
@@ -272,9 +262,9 @@ impl UnixAddr {
                 io::ErrorKind::Unsupported,
                 "abstract Unix socket names exist only on Linux and Android",
             )),
-            Kind::Unnamed => Err(invalid_input(
-                "an unnamed Unix socket address has no std::os::unix::net::SocketAddr form",
-            )),
+            Kind::Unnamed => {
+                Err(invalid_input("an unnamed Unix socket address has no std::os::unix::net::SocketAddr form"))
+            }
         }
     }
 
@@ -294,9 +284,9 @@ impl UnixAddr {
                 bytes.extend_from_slice(name);
                 SockAddr::unix(OsStr::from_bytes(&bytes))
             }
-            Kind::Unnamed => Err(invalid_input(
-                "an unnamed Unix socket address cannot be bound, connected to or sent to",
-            )),
+            Kind::Unnamed => {
+                Err(invalid_input("an unnamed Unix socket address cannot be bound, connected to or sent to"))
+            }
         }
     }
 
@@ -307,9 +297,7 @@ impl UnixAddr {
     /// datagram from an unbound socket as a zero-length address.
     pub(crate) fn from_sockaddr(addr: &SockAddr) -> UnixAddr {
         if let Some(name) = addr.as_abstract_namespace() {
-            return UnixAddr {
-                kind: Kind::Abstract(name.to_vec()),
-            };
+            return UnixAddr { kind: Kind::Abstract(name.to_vec()) };
         }
         if let Some(path) = addr.as_pathname() {
             // Some kernels report the whole of `sun_path`, padding included: the path
@@ -317,9 +305,7 @@ impl UnixAddr {
             let bytes = path.as_os_str().as_bytes();
             let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
             if end > 0 {
-                return UnixAddr {
-                    kind: Kind::Pathname(PathBuf::from(OsStr::from_bytes(&bytes[..end]))),
-                };
+                return UnixAddr { kind: Kind::Pathname(PathBuf::from(OsStr::from_bytes(&bytes[..end]))) };
             }
         }
         UnixAddr::unnamed()
@@ -329,9 +315,7 @@ impl UnixAddr {
 impl From<&std::os::unix::net::SocketAddr> for UnixAddr {
     fn from(addr: &std::os::unix::net::SocketAddr) -> UnixAddr {
         if let Some(path) = addr.as_pathname() {
-            return UnixAddr {
-                kind: Kind::Pathname(path.to_path_buf()),
-            };
+            return UnixAddr { kind: Kind::Pathname(path.to_path_buf()) };
         }
         #[cfg(any(target_os = "linux", target_os = "android"))]
         {
@@ -340,9 +324,7 @@ impl From<&std::os::unix::net::SocketAddr> for UnixAddr {
             #[cfg(target_os = "linux")]
             use std::os::linux::net::SocketAddrExt;
             if let Some(name) = addr.as_abstract_name() {
-                return UnixAddr {
-                    kind: Kind::Abstract(name.to_vec()),
-                };
+                return UnixAddr { kind: Kind::Abstract(name.to_vec()) };
             }
         }
         UnixAddr::unnamed()
@@ -494,14 +476,8 @@ mod tests {
         assert_eq!(local.to_string(), "(unnamed)");
         assert_eq!(local.as_pathname(), None);
         assert_eq!(local.as_abstract_name(), None);
-        assert_eq!(
-            local.to_sockaddr().unwrap_err().kind(),
-            io::ErrorKind::InvalidInput
-        );
-        assert_eq!(
-            local.to_std().unwrap_err().kind(),
-            io::ErrorKind::InvalidInput
-        );
+        assert_eq!(local.to_sockaddr().unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(local.to_std().unwrap_err().kind(), io::ErrorKind::InvalidInput);
 
         let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
         assert!(UnixAddr::from(a.local_addr().unwrap()).is_unnamed());
@@ -514,8 +490,7 @@ mod tests {
         b.set_nonblocking(true).unwrap();
         a.send(b"x").unwrap();
         let mut buf = [0u8; 4];
-        let (_, from, _) =
-            crate::sys::recv_from(std::os::fd::AsFd::as_fd(&b), &mut buf, false).unwrap();
+        let (_, from, _) = crate::sys::recv_from(std::os::fd::AsFd::as_fd(&b), &mut buf, false).unwrap();
         assert!(UnixAddr::from_sockaddr(&from).is_unnamed());
     }
 
@@ -527,10 +502,7 @@ mod tests {
         assert_eq!(addr.as_abstract_name(), Some(&name[..]));
         assert_eq!(addr.as_pathname(), None);
         assert!(!addr.is_unnamed());
-        assert_eq!(
-            addr.to_string(),
-            format!("@{}", String::from_utf8_lossy(&name))
-        );
+        assert_eq!(addr.to_string(), format!("@{}", String::from_utf8_lossy(&name)));
 
         let sock = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
         sock.bind(&addr.to_sockaddr().unwrap()).unwrap();

@@ -110,11 +110,7 @@ pub(crate) fn peer_cred(fd: BorrowedFd<'_>) -> io::Result<UCred> {
     use crate::sys::syscall;
     use std::os::fd::AsRawFd;
 
-    let mut cred = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
+    let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
     let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
     // SAFETY: `fd` is a live descriptor for the duration of the call; `cred` and `len`
     // are valid for writes, and `len` holds the size of `cred`, so the kernel writes at
@@ -134,11 +130,7 @@ pub(crate) fn peer_cred(fd: BorrowedFd<'_>) -> io::Result<UCred> {
             std::mem::size_of::<libc::ucred>()
         )));
     }
-    Ok(UCred {
-        pid: Some(cred.pid),
-        uid: cred.uid,
-        gid: cred.gid,
-    })
+    Ok(UCred { pid: Some(cred.pid), uid: cred.uid, gid: cred.gid })
 }
 
 /// Reads the credentials of the peer of the connected Unix stream socket `fd`.
@@ -167,11 +159,7 @@ pub(crate) fn peer_cred(fd: BorrowedFd<'_>) -> io::Result<UCred> {
     // SAFETY: `fd` is a live descriptor for the duration of the call; `uid` and `gid`
     // are valid for writes of their types.
     syscall!(unsafe { libc::getpeereid(fd.as_raw_fd(), &mut uid, &mut gid) })?;
-    Ok(UCred {
-        pid: None,
-        uid,
-        gid,
-    })
+    Ok(UCred { pid: None, uid, gid })
 }
 
 /// Reads the credentials of the peer of a Unix stream socket; not available here.
@@ -194,10 +182,7 @@ pub(crate) fn peer_cred(fd: BorrowedFd<'_>) -> io::Result<UCred> {
 )))]
 pub(crate) fn peer_cred(fd: BorrowedFd<'_>) -> io::Result<UCred> {
     let _ = fd;
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "peer credentials are not available on this platform",
-    ))
+    Err(io::Error::new(io::ErrorKind::Unsupported, "peer credentials are not available on this platform"))
 }
 
 #[cfg(test)]

@@ -146,7 +146,10 @@ impl Driver {
                 Some(i) => i,
                 None => {
                     if slab.entries.len() >= INDEX_MASK {
-                        return Err(io::Error::new(io::ErrorKind::OutOfMemory, "too many sockets registered with one driver"));
+                        return Err(io::Error::new(
+                            io::ErrorKind::OutOfMemory,
+                            "too many sockets registered with one driver",
+                        ));
                     }
                     slab.entries.push(Entry { generation: 0, io: None });
                     slab.entries.len() - 1

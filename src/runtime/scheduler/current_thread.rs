@@ -214,7 +214,8 @@ pub(crate) fn block_on<F: Future>(shared: &Arc<Shared>, future: F) -> F::Output 
 }
 
 fn has_tasks(shared: &Shared) -> bool {
-    shared.remote_len.load(Ordering::Acquire) > 0 || LOCAL.with(|l| l.borrow().as_ref().is_some_and(|l| !l.queue.is_empty()))
+    shared.remote_len.load(Ordering::Acquire) > 0
+        || LOCAL.with(|l| l.borrow().as_ref().is_some_and(|l| !l.queue.is_empty()))
 }
 
 fn next_task(shared: &Arc<Shared>, tick: u32) -> Option<Runnable> {

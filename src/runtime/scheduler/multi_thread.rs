@@ -231,7 +231,8 @@ impl Shared {
 pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnable>) {
     let _region = crate::runtime::context::BlockingRegion::enter();
     LOCAL.with(|l| {
-        *l.borrow_mut() = Some(Local { shared: shared.clone(), index, queue, lifo: None, in_driver: false, driver_wakes: 0 })
+        *l.borrow_mut() =
+            Some(Local { shared: shared.clone(), index, queue, lifo: None, in_driver: false, driver_wakes: 0 })
     });
     let mut tick: u32 = 0;
     let mut searching = false;

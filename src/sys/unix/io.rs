@@ -155,13 +155,7 @@ pub(crate) fn recv_vectored(fd: BorrowedFd<'_>, bufs: &mut [IoSliceMut<'_>]) -> 
         // and `count <= MAX_IOV` fits in `c_int`), each describing memory we hold a
         // unique borrow of for the duration of the call. `fd` is a live descriptor for
         // the same duration.
-        syscall!(unsafe {
-            libc::readv(
-                fd.as_raw_fd(),
-                bufs.as_mut_ptr().cast::<libc::iovec>(),
-                count as libc::c_int,
-            )
-        })
+        syscall!(unsafe { libc::readv(fd.as_raw_fd(), bufs.as_mut_ptr().cast::<libc::iovec>(), count as libc::c_int,) })
     })?;
     // `readv` returns -1 (already an error above) or a count no larger than the total
     // buffer space, so the conversion cannot fail; map defensively rather than unwrap.
@@ -179,11 +173,7 @@ pub(crate) fn recv_vectored(fd: BorrowedFd<'_>, bufs: &mut [IoSliceMut<'_>]) -> 
 /// datagram from an unbound Unix socket the sender is empty: a zero-length address on
 /// Linux, an unnamed `AF_UNIX` address elsewhere (`UnixAddr::from_sockaddr` reads both as
 /// unnamed).
-pub(crate) fn recv_from(
-    fd: BorrowedFd<'_>,
-    buf: &mut [u8],
-    peek: bool,
-) -> io::Result<(usize, SockAddr, bool)> {
+pub(crate) fn recv_from(fd: BorrowedFd<'_>, buf: &mut [u8], peek: bool) -> io::Result<(usize, SockAddr, bool)> {
     let sock = SockRef::from(&fd);
     let flags = if peek { libc::MSG_PEEK } else { 0 };
     let len = buf.len();
@@ -269,10 +259,7 @@ mod tests {
         let mut small = [0u8; 10];
         let (n, from, truncated) = wait(|| recv_from(b.as_fd(), &mut small, false)).unwrap();
         assert_eq!(n, 10);
-        assert!(
-            truncated,
-            "a 100-byte datagram into 10 bytes must be flagged"
-        );
+        assert!(truncated, "a 100-byte datagram into 10 bytes must be flagged");
         assert_eq!(small, [7u8; 10]);
         assert_eq!(from.as_socket(), Some(a.local_addr().unwrap()));
 
@@ -321,19 +308,10 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
 
         let (client, _server) = tcp_pair();
-        assert_eq!(
-            recv(client.as_fd(), &mut buf, false).unwrap_err().kind(),
-            io::ErrorKind::WouldBlock
-        );
-        assert_eq!(
-            recv(client.as_fd(), &mut buf, true).unwrap_err().kind(),
-            io::ErrorKind::WouldBlock
-        );
+        assert_eq!(recv(client.as_fd(), &mut buf, false).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        assert_eq!(recv(client.as_fd(), &mut buf, true).unwrap_err().kind(), io::ErrorKind::WouldBlock);
         let mut bufs = [IoSliceMut::new(&mut buf)];
-        assert_eq!(
-            recv_vectored(client.as_fd(), &mut bufs).unwrap_err().kind(),
-            io::ErrorKind::WouldBlock
-        );
+        assert_eq!(recv_vectored(client.as_fd(), &mut bufs).unwrap_err().kind(), io::ErrorKind::WouldBlock);
     }
 
     #[test]
@@ -381,17 +359,11 @@ mod tests {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => break e,
             }
-            assert!(
-                Instant::now() < deadline,
-                "send to a closed peer never failed"
-            );
+            assert!(Instant::now() < deadline, "send to a closed peer never failed");
             std::thread::sleep(Duration::from_millis(1));
         };
         assert!(
-            matches!(
-                err.kind(),
-                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
-            ),
+            matches!(err.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset),
             "unexpected error: {err:?}"
         );
         // The vectored path takes the same flags.
@@ -434,10 +406,7 @@ mod tests {
         assert_eq!(recv_from(b.as_fd(), &mut buf, false).map(|(n, _, t)| (n, t)).unwrap(), (16, false));
         assert_eq!(send(a.as_fd(), &[5u8; 17]).unwrap(), 17);
         assert_eq!(recv_from(b.as_fd(), &mut buf, false).map(|(n, _, t)| (n, t)).unwrap(), (16, true));
-        assert_eq!(
-            recv_from(b.as_fd(), &mut buf, false).unwrap_err().kind(),
-            io::ErrorKind::WouldBlock
-        );
+        assert_eq!(recv_from(b.as_fd(), &mut buf, false).unwrap_err().kind(), io::ErrorKind::WouldBlock);
     }
 
     #[test]
