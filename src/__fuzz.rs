@@ -174,6 +174,51 @@ enum Model {
     Fired,
 }
 
+/// The model of the wheel: every timer's state, and the pending ones by deadline.
+#[derive(Debug, Default)]
+struct TimerModel {
+    state: BTreeMap<usize, Model>,
+    /// `(deadline, tag)` of every pending timer.
+    queue: BTreeSet<(u64, usize)>,
+}
+
+impl TimerModel {
+    fn get(&self, tag: usize) -> Option<&Model> {
+        self.state.get(&tag)
+    }
+
+    fn contains(&self, tag: usize) -> bool {
+        self.state.contains_key(&tag)
+    }
+
+    fn remove(&mut self, tag: usize) {
+        if let Some(Model::Pending(when)) = self.state.remove(&tag) {
+            self.queue.remove(&(when, tag));
+        }
+    }
+
+    fn set(&mut self, tag: usize, m: Model) {
+        self.remove(tag);
+        if let Model::Pending(when) = m {
+            self.queue.insert((when, tag));
+        }
+        self.state.insert(tag, m);
+    }
+
+    /// Tags of the pending timers due by `target`.
+    fn due(&self, target: u64) -> BTreeSet<usize> {
+        self.queue.range(..=(target, usize::MAX)).map(|&(_, tag)| tag).collect()
+    }
+
+    fn pending(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn earliest(&self) -> Option<u64> {
+        self.queue.first().map(|&(when, _)| when)
+    }
+}
+
 /// Returns `Err(msg)` from the enclosing function when `cond` is false.
 macro_rules! check {
     ($cond:expr, $($fmt:tt)+) => {
@@ -197,7 +242,7 @@ pub fn run_wheel(start: u64, ops: &[WheelOp]) -> Result<(), String> {
     wheel.advance(start, &mut Vec::new());
     check!(wheel.now() == start, "advance to {start} left now at {}", wheel.now());
     let mut ids: Vec<TimerId> = Vec::new();
-    let mut model: BTreeMap<usize, Model> = BTreeMap::new();
+    let mut model = TimerModel::default();
     for (step, op) in ops.iter().enumerate() {
         let now = wheel.now();
         match *op {
@@ -205,69 +250,63 @@ pub fn run_wheel(start: u64, ops: &[WheelOp]) -> Result<(), String> {
                 let when = now.saturating_add(d).saturating_sub(3);
                 let tag = ids.len();
                 ids.push(wheel.insert(when, probes.waker(tag)));
-                model.insert(tag, Model::Pending(when));
+                model.set(tag, Model::Pending(when));
             }
             WheelOp::Remove(i) if !ids.is_empty() => {
                 let tag = i % ids.len();
                 wheel.remove(ids[tag]);
-                model.remove(&tag);
+                model.remove(tag);
             }
             WheelOp::Reset(i, d) if !ids.is_empty() => {
                 let tag = i % ids.len();
                 let when = now.saturating_add(d);
                 let live = wheel.reset(ids[tag], when);
                 check!(
-                    live == model.contains_key(&tag),
+                    live == model.contains(tag),
                     "step {step}: reset of timer {tag} answered {live}, model {:?}",
-                    model.get(&tag)
+                    model.get(tag)
                 );
                 if live {
                     // A re-armed fired timer has no waker until its owner polls again.
-                    if model.get(&tag) == Some(&Model::Fired) {
+                    if model.get(tag) == Some(&Model::Fired) {
                         check!(
                             !wheel.poll(ids[tag], &probes.waker(tag)),
                             "step {step}: re-armed timer {tag} polled as fired"
                         );
                     }
-                    model.insert(tag, Model::Pending(when));
+                    model.set(tag, Model::Pending(when));
                 }
             }
             WheelOp::Poll(i) if !ids.is_empty() => {
                 let tag = i % ids.len();
                 let ready = wheel.poll(ids[tag], &probes.waker(tag));
-                let expected = !matches!(model.get(&tag), Some(Model::Pending(_)));
+                let expected = !matches!(model.get(tag), Some(Model::Pending(_)));
                 check!(
                     ready == expected,
                     "step {step}: poll of timer {tag} answered {ready}, model {:?}",
-                    model.get(&tag)
+                    model.get(tag)
                 );
                 if ready {
-                    model.remove(&tag);
+                    model.remove(tag);
                 }
             }
             WheelOp::Advance(d) => {
                 let target = now.saturating_add(d);
                 let woken = probes.advance(&mut wheel, target);
-                let due: BTreeSet<usize> = model
-                    .iter()
-                    .filter_map(|(&tag, m)| match *m {
-                        Model::Pending(when) if when <= target => Some(tag),
-                        _ => None,
-                    })
-                    .collect();
+                let due = model.due(target);
                 let woken_set: BTreeSet<usize> = woken.iter().copied().collect();
                 if let Some(early) = woken_set.difference(&due).next() {
                     return Err(format!(
                         "step {step}: advance {now} -> {target} fired timer {early} early \
                          (model {:?})",
-                        model.get(early)
+                        model.get(*early)
                     ));
                 }
                 if let Some(missed) = due.difference(&woken_set).next() {
                     return Err(format!(
                         "step {step}: advance {now} -> {target} did not fire due timer \
                          {missed} (model {:?})",
-                        model.get(missed)
+                        model.get(*missed)
                     ));
                 }
                 check!(
@@ -278,27 +317,21 @@ pub fn run_wheel(start: u64, ops: &[WheelOp]) -> Result<(), String> {
                 );
                 let whens: Vec<u64> = woken
                     .iter()
-                    .map(|tag| match model.get(tag) {
+                    .map(|tag| match model.get(*tag) {
                         Some(Model::Pending(when)) => *when,
                         _ => u64::MAX,
                     })
                     .collect();
                 check!(whens.windows(2).all(|w| w[0] <= w[1]), "step {step}: fired out of deadline order: {whens:?}");
                 for tag in due {
-                    model.insert(tag, Model::Fired);
+                    model.set(tag, Model::Fired);
                 }
                 check!(wheel.now() == target, "step {step}: advance to {target} left now at {}", wheel.now());
             }
             _ => {}
         }
-        let earliest = model
-            .values()
-            .filter_map(|m| match *m {
-                Model::Pending(when) => Some(when),
-                Model::Fired => None,
-            })
-            .min();
-        let pending = model.values().filter(|m| matches!(m, Model::Pending(_))).count();
+        let earliest = model.earliest();
+        let pending = model.pending();
         check!(wheel.len() == pending, "step {step}: wheel.len() = {}, model has {pending} pending", wheel.len());
         let next = wheel.next_expiration();
         let now = wheel.now();

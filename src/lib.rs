@@ -66,6 +66,9 @@
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod __fuzz;
+#[cfg(all(unix, feature = "fault-injection"))]
+#[doc(hidden)]
+pub use sys::unix::io::fault as __fault;
 mod error;
 pub mod io;
 pub(crate) mod loom;
