@@ -18,12 +18,77 @@
 //! Wherever socket2 has a safe wrapper for the call it is used (through
 //! [`SockRef`]); the raw calls are `readv` for [`recv_vectored`], and `send`/`recv` on
 //! the stream hot path, where the wrapper's cost shows in the echo benchmark.
+//!
+//! # Fault-injection seam
+//!
+//! Each send and receive makes its one system call through `seam`, which under
+//! `cfg(test)` or the `fault-injection` feature lets a test plan (module `fault`)
+//! fail the call with `EINTR` or `EAGAIN` or cut its buffers short. In every other build
+//! `seam` is an `#[inline(always)]` pass-through and the module does not exist.
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use socket2::{MaybeUninitSlice, SockAddr, SockRef};
+
+#[cfg(any(test, feature = "fault-injection"))]
+#[path = "fault.rs"]
+pub mod fault;
+
+/// The direction of a system call, for the fault-injection seam.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// A receive.
+    Read = 0,
+    /// A send.
+    Write = 1,
+}
+
+/// Makes one system call, moving at most `len` bytes, through the fault-injection plan
+/// of `fd` if it has one: `call(n)` is the real call limited to `n <= len` bytes.
+#[cfg(any(test, feature = "fault-injection"))]
+#[inline]
+fn seam<R>(fd: BorrowedFd<'_>, side: Side, len: usize, call: impl FnOnce(usize) -> io::Result<R>) -> io::Result<R> {
+    fault::intercept(fd.as_raw_fd(), side, len, call)
+}
+
+/// Makes one system call: `call(len)`. (Without fault injection the seam is nothing.)
+#[cfg(not(any(test, feature = "fault-injection")))]
+#[inline(always)]
+fn seam<R>(_fd: BorrowedFd<'_>, _side: Side, len: usize, call: impl FnOnce(usize) -> io::Result<R>) -> io::Result<R> {
+    call(len)
+}
+
+/// The first `max` bytes of `bufs`, as a new list (for a cut vectored send).
+fn cut_slices<'a>(bufs: &'a [IoSlice<'_>], max: usize) -> Vec<IoSlice<'a>> {
+    let mut left = max;
+    let mut out = Vec::new();
+    for b in bufs {
+        if left == 0 {
+            break;
+        }
+        let take = b.len().min(left);
+        out.push(IoSlice::new(&b[..take]));
+        left -= take;
+    }
+    out
+}
+
+/// The first `max` bytes of `bufs`, as a new list (for a cut vectored receive).
+fn cut_slices_mut<'a>(bufs: &'a mut [IoSliceMut<'_>], max: usize) -> Vec<IoSliceMut<'a>> {
+    let mut left = max;
+    let mut out = Vec::new();
+    for b in bufs.iter_mut() {
+        if left == 0 {
+            break;
+        }
+        let take = b.len().min(left);
+        out.push(IoSliceMut::new(&mut b[..take]));
+        left -= take;
+    }
+    out
+}
 
 /// Flags passed to every send: `MSG_NOSIGNAL` where the platform has it.
 #[cfg(any(
@@ -83,20 +148,22 @@ fn as_uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
 /// `ConnectionReset`. A full send buffer gives `WouldBlock`.
 #[inline]
 pub(crate) fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
-    loop {
-        // SAFETY: `buf` is a valid, initialised slice for `buf.len()` bytes for the
-        // duration of the call, and `fd` is a live descriptor borrowed for it. Calling
-        // libc directly (rather than through socket2's `SockRef`) is measurable on the
-        // hot path: it saves about 50 instructions per send (callgrind, echo benchmark).
-        let n = unsafe { libc::send(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), SEND_FLAGS) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
+    retry_eintr(|| {
+        seam(fd, Side::Write, buf.len(), |len| {
+            let len = len.min(buf.len());
+            // SAFETY: `buf` is a valid, initialised slice for `len <= buf.len()` bytes for
+            // the duration of the call, and `fd` is a live descriptor borrowed for it.
+            // Calling libc directly (rather than through socket2's `SockRef`) is
+            // measurable on the hot path: it saves about 50 instructions per send
+            // (callgrind, echo benchmark).
+            let n = unsafe { libc::send(fd.as_raw_fd(), buf.as_ptr().cast(), len, SEND_FLAGS) };
+            if n >= 0 {
+                Ok(n as usize)
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        })
+    })
 }
 
 /// Sends the buffers in `bufs`, in order, as one `sendmsg` on a connected socket; never
@@ -107,7 +174,16 @@ pub(crate) fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
 pub(crate) fn send_vectored(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     let sock = SockRef::from(&fd);
     let bufs = &bufs[..bufs.len().min(MAX_IOV)];
-    retry_eintr(|| sock.send_vectored_with_flags(bufs, SEND_FLAGS))
+    let total = bufs.iter().map(|b| b.len()).sum::<usize>();
+    retry_eintr(|| {
+        seam(fd, Side::Write, total, |len| {
+            if len < total {
+                sock.send_vectored_with_flags(&cut_slices(bufs, len), SEND_FLAGS)
+            } else {
+                sock.send_vectored_with_flags(bufs, SEND_FLAGS)
+            }
+        })
+    })
 }
 
 /// Sends one datagram `buf` to `addr` on an unconnected socket; never raises `SIGPIPE`.
@@ -116,7 +192,8 @@ pub(crate) fn send_vectored(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> io::Res
 /// in part.
 pub(crate) fn send_to(fd: BorrowedFd<'_>, buf: &[u8], addr: &SockAddr) -> io::Result<usize> {
     let sock = SockRef::from(&fd);
-    retry_eintr(|| sock.send_to_with_flags(buf, addr, SEND_FLAGS))
+    // A datagram is never cut by the seam: `len` is always `buf.len()` here.
+    retry_eintr(|| seam(fd, Side::Write, buf.len(), |_| sock.send_to_with_flags(buf, addr, SEND_FLAGS)))
 }
 
 /// Receives into `buf` from a connected socket; with `peek` the data stays queued
@@ -127,20 +204,23 @@ pub(crate) fn send_to(fd: BorrowedFd<'_>, buf: &[u8], addr: &SockAddr) -> io::Re
 #[inline]
 pub(crate) fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], peek: bool) -> io::Result<usize> {
     let flags = if peek { libc::MSG_PEEK } else { 0 };
-    loop {
-        // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the duration of the
-        // call and the kernel writes at most that many (initialised) bytes; `fd` is a
-        // live descriptor borrowed for the call. A direct libc call saves about 60
-        // instructions per receive over socket2's wrapper (callgrind, echo benchmark).
-        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags) };
-        if n >= 0 {
-            return Ok((n as usize).min(buf.len()));
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
+    let cap = buf.len();
+    retry_eintr(|| {
+        seam(fd, Side::Read, cap, |len| {
+            let len = len.min(cap);
+            // SAFETY: `buf` is valid for writes of `len <= buf.len()` bytes for the
+            // duration of the call and the kernel writes at most that many (initialised)
+            // bytes; `fd` is a live descriptor borrowed for the call. A direct libc call
+            // saves about 60 instructions per receive over socket2's wrapper (callgrind,
+            // echo benchmark).
+            let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), len, flags) };
+            if n >= 0 {
+                Ok((n as usize).min(len))
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        })
+    })
 }
 
 /// Receives into the buffers in `bufs`, filling them in order (`readv`).
@@ -149,13 +229,26 @@ pub(crate) fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], peek: bool) -> io::Result
 /// peer closed its write side (or every buffer is empty).
 pub(crate) fn recv_vectored(fd: BorrowedFd<'_>, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
     let count = bufs.len().min(MAX_IOV);
+    let total = bufs[..count].iter().map(|b| b.len()).sum::<usize>();
     let n = retry_eintr(|| {
-        // SAFETY: `IoSliceMut` is guaranteed by std to be ABI-compatible with `iovec` on
-        // Unix, so the pointer is a valid array of `count` iovecs (`count <= bufs.len()`,
-        // and `count <= MAX_IOV` fits in `c_int`), each describing memory we hold a
-        // unique borrow of for the duration of the call. `fd` is a live descriptor for
-        // the same duration.
-        syscall!(unsafe { libc::readv(fd.as_raw_fd(), bufs.as_mut_ptr().cast::<libc::iovec>(), count as libc::c_int,) })
+        seam(fd, Side::Read, total, |len| {
+            let mut cut = Vec::new();
+            let (iov, iovcnt) = if len < total {
+                cut = cut_slices_mut(&mut bufs[..count], len);
+                (cut.as_mut_ptr().cast::<libc::iovec>(), cut.len())
+            } else {
+                (bufs.as_mut_ptr().cast::<libc::iovec>(), count)
+            };
+            // SAFETY: `IoSliceMut` is guaranteed by std to be ABI-compatible with `iovec`
+            // on Unix, so `iov` points to a valid array of `iovcnt` iovecs (the first
+            // `count <= bufs.len()` of `bufs`, or the cut list `cut`, alive until the end
+            // of this closure; `iovcnt <= MAX_IOV` fits in `c_int`), each describing memory
+            // we hold a unique borrow of for the duration of the call. `fd` is a live
+            // descriptor for the same duration.
+            let r = syscall!(unsafe { libc::readv(fd.as_raw_fd(), iov, iovcnt as libc::c_int) });
+            drop(cut);
+            r
+        })
     })?;
     // `readv` returns -1 (already an error above) or a count no larger than the total
     // buffer space, so the conversion cannot fail; map defensively rather than unwrap.
@@ -178,7 +271,9 @@ pub(crate) fn recv_from(fd: BorrowedFd<'_>, buf: &mut [u8], peek: bool) -> io::R
     let flags = if peek { libc::MSG_PEEK } else { 0 };
     let len = buf.len();
     let mut bufs = [MaybeUninitSlice::new(as_uninit(buf))];
-    let (n, rflags, addr) = retry_eintr(|| sock.recv_from_vectored_with_flags(&mut bufs, flags))?;
+    // A datagram is never cut by the seam: `len` is always the buffer's length here.
+    let (n, rflags, addr) =
+        retry_eintr(|| seam(fd, Side::Read, len, |_| sock.recv_from_vectored_with_flags(&mut bufs, flags)))?;
     Ok((n.min(len), addr, rflags.is_truncated()))
 }
 
