@@ -62,9 +62,9 @@ async fn runtime_async_items(rt: &Runtime, h: &Handle) {
     let _: u8 = blitz_io::run(async { 1u8 });
     let _: u8 = blitz_io::block_on(async { 1u8 });
     let _: u8 = rt.block_on(async { 1u8 });
-    let _: JoinHandle<u8> = rt.spawn(async { 1u8 });
-    let _: JoinHandle<u8> = h.spawn(async { 1u8 });
-    let _: JoinHandle<u8> = h.spawn_blocking(|| 1u8);
+    let _h1: JoinHandle<u8> = rt.spawn(async { 1u8 });
+    let _h2: JoinHandle<u8> = h.spawn(async { 1u8 });
+    let _h3: JoinHandle<u8> = h.spawn_blocking(|| 1u8);
     let _: u8 = h.block_on(async { 1u8 });
     let _: Result<u8, JoinError> = blitz_io::task::spawn(async { 1u8 }).await;
     let _: Result<u8, JoinError> = blitz_io::task::spawn_blocking(|| 1u8).await;

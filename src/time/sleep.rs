@@ -106,11 +106,17 @@ impl Future for Sleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // A completed sleep counts against the task's cooperative budget, like an I/O
+        // operation: otherwise `loop { timeout(ZERO, io).await }` with an exhausted
+        // budget would complete forever without yielding, and the budget (refilled only
+        // when the task yields) would never come back.
+        std::task::ready!(crate::runtime::coop::poll_proceed(cx));
         let this = &mut *self;
         if let Some((driver, id)) = &this.entry {
             if !driver.time.is_shutdown() && crate::runtime::context::is_current_driver(driver) {
                 if driver.time.poll(*id, cx.waker()) {
                     this.entry = None;
+                    crate::runtime::coop::spend();
                     return Poll::Ready(());
                 }
                 return Poll::Pending;
@@ -122,6 +128,7 @@ impl Future for Sleep {
         }
         let this = &mut *self;
         if Instant::now() >= this.deadline {
+            crate::runtime::coop::spend();
             return Poll::Ready(());
         }
         let driver = match crate::runtime::context::driver() {
