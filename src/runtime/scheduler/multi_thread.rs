@@ -26,12 +26,15 @@
 //!
 //! # Idle workers: the park/wake protocol
 //!
-//! Shared state: `idle` (the indices of parked workers, under a mutex), `num_idle`, and
-//! `num_searching` (workers awake but without a task, looking for one).
+//! Shared state, in the [`Idle`] type (`idle.rs`, which also holds the fences and the
+//! decisions below): `idle` (the indices of parked workers, under a mutex; the field
+//! `Idle::sleepers`), `num_idle`, and `num_searching` (workers awake but without a task,
+//! looking for one).
 //!
 //! **Notify** (after a task is pushed where another worker could take it: injector, or
 //! local queue when the LIFO slot was occupied):
-//! 1. `fence(SeqCst)`; if `num_searching > 0`, stop: a searcher will find the task.
+//! 1. `fence(SeqCst)`; if `num_searching > 0`, stop: a searcher will find the task (also
+//!    stop if `num_idle == 0`: nobody to wake).
 //! 2. Lock `idle`, pop a worker, `num_idle -= 1`, `num_searching += 1` on its behalf.
 //! 3. Unlock, `unpark` it (condvar, or the driver's mio waker if it sleeps in epoll).
 //!
@@ -52,7 +55,8 @@
 //!   idle*. The parker does *decrement searching / join idle; fence; read queues*. By the
 //!   SeqCst fences, either the parker's re-check (3) sees the task, or the pusher sees the
 //!   parker in `idle` (or still searching, and that searcher's step-3 re-check sees the
-//!   task). No task is left queued with every worker asleep.
+//!   task). No task is left queued with every worker asleep. `idle.rs` has a loom model
+//!   of this race (two workers, a pusher, the real [`Idle`] code).
 //! * **Notify vs. the worker un-idling itself.** Both remove the index under the `idle`
 //!   lock; whoever removes it owns the `num_searching`/`num_idle` bookkeeping. A notify
 //!   that lands on a worker that is already awake leaves a `NOTIFIED` parker state, which
@@ -65,15 +69,21 @@
 //!   queueing it; tasks left in local queues are dropped when the worker exits.
 
 use std::cell::RefCell;
-use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 
+use self::idle::Idle;
 use crate::runtime::io::Driver;
 use crate::runtime::park::Parker;
 use crate::task::Runnable;
+
+// The file sits beside this one (`scheduler/idle.rs`), declared here so that the
+// extraction stays within this file.
+#[path = "idle.rs"]
+mod idle;
 
 /// Consecutive LIFO-slot polls before the slot task goes to the back of the queue.
 const MAX_LIFO_POLLS: u32 = 3;
@@ -88,9 +98,7 @@ pub(crate) struct Shared {
     injector: Injector<Runnable>,
     stealers: Vec<Stealer<Runnable>>,
     parkers: Vec<Parker>,
-    idle: Mutex<Vec<usize>>,
-    num_idle: AtomicUsize,
-    num_searching: AtomicUsize,
+    idle: Idle,
     pub(crate) driver: Arc<Driver>,
     shutdown: AtomicBool,
 }
@@ -121,17 +129,11 @@ impl Shared {
             injector: Injector::new(),
             stealers: queues.iter().map(Worker::stealer).collect(),
             parkers: (0..n).map(|_| Parker::default()).collect(),
-            idle: Mutex::new(Vec::with_capacity(n)),
-            num_idle: AtomicUsize::new(0),
-            num_searching: AtomicUsize::new(0),
+            idle: Idle::new(n),
             driver,
             shutdown: AtomicBool::new(false),
         });
         (shared, queues)
-    }
-
-    fn idle(&self) -> MutexGuard<'_, Vec<usize>> {
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// async-task's schedule function for this runtime's tasks.
@@ -171,30 +173,8 @@ impl Shared {
 
     /// Wakes one idle worker unless a searching worker will find the new task anyway.
     fn notify_parked(&self) {
-        fence(Ordering::SeqCst);
-        if self.num_searching.load(Ordering::SeqCst) > 0 || self.num_idle.load(Ordering::SeqCst) == 0 {
-            return;
-        }
-        let index = {
-            let mut idle = self.idle();
-            let Some(i) = idle.pop() else { return };
-            self.num_idle.fetch_sub(1, Ordering::SeqCst);
-            self.num_searching.fetch_add(1, Ordering::SeqCst);
-            i
-        };
-        self.parkers[index].unpark(&self.driver);
-    }
-
-    /// Removes `index` from the idle list; `false` if a notifier already did.
-    fn unidle(&self, index: usize) -> bool {
-        let mut idle = self.idle();
-        match idle.iter().position(|&i| i == index) {
-            Some(pos) => {
-                idle.swap_remove(pos);
-                self.num_idle.fetch_sub(1, Ordering::SeqCst);
-                true
-            }
-            None => false,
+        if let Some(index) = self.idle.worker_to_notify() {
+            self.parkers[index].unpark(&self.driver);
         }
     }
 
@@ -250,7 +230,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
             Some(task) => {
                 if searching {
                     searching = false;
-                    let was_last = shared.num_searching.fetch_sub(1, Ordering::SeqCst) == 1;
+                    let was_last = shared.idle.transition_from_searching();
                     if was_last && local_queue_len() > 0 {
                         shared.notify_parked();
                     }
@@ -261,7 +241,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
                 if !searching && steal_ready(&shared) {
                     // Work exists elsewhere: search for it before parking.
                     searching = true;
-                    shared.num_searching.fetch_add(1, Ordering::SeqCst);
+                    shared.idle.transition_to_searching();
                     continue;
                 }
                 park(&shared, index, &mut searching);
@@ -269,7 +249,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
         }
     }
     if searching {
-        shared.num_searching.fetch_sub(1, Ordering::SeqCst);
+        shared.idle.transition_from_searching();
     }
     // Dropping the local state drops the tasks still queued here (cancels them).
     let local = LOCAL.with(|l| l.borrow_mut().take());
@@ -346,25 +326,16 @@ fn steal_others(shared: &Shared, me: usize, dest: &Worker<Runnable>, tick: u32) 
 
 /// Parks worker `index` following the protocol in the module doc.
 fn park(shared: &Shared, index: usize, searching: &mut bool) {
-    if *searching {
-        *searching = false;
-        shared.num_searching.fetch_sub(1, Ordering::SeqCst);
-    }
-    {
-        let mut idle = shared.idle();
-        idle.push(index);
-        shared.num_idle.fetch_add(1, Ordering::SeqCst);
-    }
-    fence(Ordering::SeqCst);
+    shared.idle.transition_to_parked(index, std::mem::take(searching));
     if shared.has_work() || shared.is_shutdown() {
-        if !shared.unidle(index) {
+        if !shared.idle.unidle(index) {
             *searching = true;
         }
         return;
     }
     let mut became_searcher = false;
     shared.parkers[index].park(&shared.driver, None, true, || {
-        became_searcher = !shared.unidle(index);
+        became_searcher = !shared.idle.unidle(index);
         set_in_driver(true);
     });
     end_driver_delivery(shared);
