@@ -160,9 +160,10 @@ pub(crate) async fn connected<S: Stream>(s: S) -> io::Result<S> {
             Direction::Write,
             |_| {
                 // A failed connect leaves its error in SO_ERROR; one still in progress has
-                // no peer yet. Registration starts out "writable", so "not connected yet"
-                // must be told apart from "connected", and it becomes `WouldBlock`, which
-                // clears readiness and waits for the real writable edge.
+                // no peer yet. The first check runs before the socket is registered (and
+                // readiness is only a hint), so "not connected yet" must be told apart
+                // from "connected": it becomes `WouldBlock`, which waits for the real
+                // writable edge.
                 if let Some(e) = s.take_error()? {
                     return Err(e);
                 }
