@@ -261,8 +261,11 @@ fn unix_items() {
     let _: fn(&[u8]) -> io::Result<UnixAddr> = UnixAddr::from_abstract_name;
     let _: fn(&UnixAddr) -> Option<&Path> = UnixAddr::as_pathname;
     let _: fn(&UnixAddr) -> bool = UnixAddr::is_unnamed;
-    let UnixRecvFromResult { len, addr, truncated }: UnixRecvFromResult =
-        UnixRecvFromResult { len: 0, addr: UnixAddr::from_path("/x").unwrap_or_else(|_| unreachable!()), truncated: false };
+    let UnixRecvFromResult { len, addr, truncated }: UnixRecvFromResult = UnixRecvFromResult {
+        len: 0,
+        addr: UnixAddr::from_path("/x").unwrap_or_else(|_| unreachable!()),
+        truncated: false,
+    };
     let _: (usize, UnixAddr, bool) = (len, addr, truncated);
 }
 
