@@ -11,8 +11,8 @@
 //!
 //! # Tokens and the event-after-deregister hazard
 //!
-//! Each registration gets a slot in a slab; the mio token packs the slot index with the
-//! slot's generation. Deregistering removes the socket from epoll and then frees the slot,
+//! Each registration gets a slot in a [`TokenTable`] (loom-modelled, see `tokens.rs`);
+//! the mio token packs the slot index with the slot's generation. Deregistering removes the socket from epoll and then frees the slot,
 //! bumping its generation. An event that a concurrent turn harvested before the removal
 //! still carries the old token; at dispatch the generation no longer matches (or the slot
 //! is empty) and the event is dropped. So no event is ever delivered to a freed or reused
@@ -40,13 +40,12 @@ use mio::unix::SourceFd;
 use mio::{Events, Poll, Token};
 
 use super::scheduled_io::{wake_all, ScheduledIo};
+use super::tokens::TokenTable;
 use crate::io::Ready;
 use crate::time::driver::TimeHandle;
 
 /// Token of the driver's own waker.
 const WAKE_TOKEN: Token = Token(usize::MAX);
-const INDEX_BITS: u32 = usize::BITS / 2;
-const INDEX_MASK: usize = (1 << INDEX_BITS) - 1;
 const EVENTS_CAPACITY: usize = 1024;
 
 /// The part of the driver only the turning thread touches.
@@ -63,21 +62,9 @@ pub(crate) struct Driver {
     core: Mutex<Core>,
     registry: mio::Registry,
     waker: mio::Waker,
-    slab: Mutex<Slab>,
+    tokens: TokenTable<ScheduledIo>,
     pub(crate) time: TimeHandle,
     shutdown: AtomicBool,
-}
-
-#[derive(Debug, Default)]
-struct Slab {
-    entries: Vec<Entry>,
-    free: Vec<usize>,
-}
-
-#[derive(Debug)]
-struct Entry {
-    generation: usize,
-    io: Option<Arc<ScheduledIo>>,
 }
 
 /// A socket's registration with a driver: what `Evented` keeps.
@@ -98,14 +85,10 @@ impl Driver {
             core: Mutex::new(Core { poll, events: Events::with_capacity(EVENTS_CAPACITY), wake: Vec::new() }),
             registry,
             waker,
-            slab: Mutex::new(Slab::default()),
+            tokens: TokenTable::new(),
             time: TimeHandle::new(),
             shutdown: AtomicBool::new(false),
         }))
-    }
-
-    fn slab(&self) -> MutexGuard<'_, Slab> {
-        self.slab.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The core, if no other thread is turning the driver.
@@ -140,25 +123,7 @@ impl Driver {
             return Err(shutdown_error());
         }
         let io = Arc::new(ScheduledIo::new_empty());
-        let token = {
-            let mut slab = self.slab();
-            let index = match slab.free.pop() {
-                Some(i) => i,
-                None => {
-                    if slab.entries.len() >= INDEX_MASK {
-                        return Err(io::Error::new(
-                            io::ErrorKind::OutOfMemory,
-                            "too many sockets registered with one driver",
-                        ));
-                    }
-                    slab.entries.push(Entry { generation: 0, io: None });
-                    slab.entries.len() - 1
-                }
-            };
-            let entry = &mut slab.entries[index];
-            entry.io = Some(io.clone());
-            Token(((entry.generation & INDEX_MASK) << INDEX_BITS) | index)
-        };
+        let token = Token(self.tokens.insert(io.clone())?);
         let interest = mio::Interest::READABLE | mio::Interest::WRITABLE;
         if let Err(e) = self.registry.register(&mut SourceFd(&fd), token, interest) {
             self.release(token);
@@ -175,20 +140,8 @@ impl Driver {
     }
 
     fn release(&self, token: Token) {
-        let index = token.0 & INDEX_MASK;
-        let generation = token.0 >> INDEX_BITS;
-        let old = {
-            let mut slab = self.slab();
-            let Some(entry) = slab.entries.get_mut(index) else { return };
-            if entry.generation & INDEX_MASK != generation || entry.io.is_none() {
-                return;
-            }
-            entry.generation = entry.generation.wrapping_add(1);
-            let old = entry.io.take();
-            slab.free.push(index);
-            old
-        };
-        drop(old);
+        // Dropped here, outside the table lock.
+        drop(self.tokens.release(token.0));
     }
 
     /// One turn: wait for events up to `timeout` (or the next timer), dispatch them,
@@ -210,18 +163,14 @@ impl Driver {
                 std::thread::sleep(Duration::from_millis(1));
             }
         } else {
-            let slab = self.slab();
+            let table = self.tokens.lock();
             for ev in events.iter() {
                 let token = ev.token();
                 if token == WAKE_TOKEN {
                     continue;
                 }
-                let index = token.0 & INDEX_MASK;
-                let generation = token.0 >> INDEX_BITS;
-                if let Some(Entry { generation: g, io: Some(io) }) = slab.entries.get(index) {
-                    if g & INDEX_MASK == generation {
-                        io.set_readiness(Ready::from_mio(ev), wake);
-                    }
+                if let Some(io) = table.get(token.0) {
+                    io.set_readiness(Ready::from_mio(ev), wake);
                 }
             }
         }
@@ -236,7 +185,7 @@ impl Driver {
             return;
         }
         let mut wake = Vec::new();
-        let ios: Vec<Arc<ScheduledIo>> = self.slab().entries.iter().filter_map(|e| e.io.clone()).collect();
+        let ios: Vec<Arc<ScheduledIo>> = self.tokens.lock().values().cloned().collect();
         for io in &ios {
             io.shutdown(&mut wake);
         }
@@ -248,7 +197,7 @@ impl Driver {
     /// Number of live registrations (tests, diagnostics).
     #[allow(dead_code)]
     pub(crate) fn num_registered(&self) -> usize {
-        self.slab().entries.iter().filter(|e| e.io.is_some()).count()
+        self.tokens.lock().values().count()
     }
 }
 

@@ -8,6 +8,7 @@
 pub(crate) mod driver;
 pub(crate) mod fallback;
 pub(crate) mod scheduled_io;
+pub(crate) mod tokens;
 
 pub(crate) use driver::Driver;
 pub(crate) use scheduled_io::{Direction, ReadyEvent};
