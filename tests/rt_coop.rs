@@ -13,23 +13,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use blitz_io::runtime::{Builder, Runtime};
+use blitz_io::runtime::Runtime;
 use blitz_io::task;
 use blitz_io::time::sleep;
-use support::{unique_name, with_timeout};
-
-#[derive(Debug, Clone, Copy)]
-enum Flavor {
-    Current,
-    Multi(usize),
-}
+use support::{build_runtime, unique_name, with_timeout, Flavor};
 
 fn build(flavor: Flavor) -> Runtime {
-    let name = unique_name("coop");
-    match flavor {
-        Flavor::Current => Builder::new_current_thread().thread_name(name).build().unwrap(),
-        Flavor::Multi(n) => Builder::new_multi_thread().worker_threads(n).thread_name(name).build().unwrap(),
-    }
+    build_runtime(flavor, &unique_name("coop"))
 }
 
 /// Starts a thread that keeps writing into `w` until `stop` is set; returns its handle.

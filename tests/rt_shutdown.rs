@@ -12,21 +12,14 @@ use std::time::{Duration, Instant};
 use blitz_io::runtime::{Builder, Runtime};
 use blitz_io::task;
 use blitz_io::time::sleep;
-use support::{eventually, oneshot, threads_named, unique_name, with_timeout, DropCount, DropFlag};
-
-#[derive(Debug, Clone, Copy)]
-enum Flavor {
-    Current,
-    Multi(usize),
-}
+use support::{
+    build_runtime, eventually, oneshot, threads_named, unique_name, with_timeout, DropCount, DropFlag, Flavor,
+};
 
 const FLAVORS: [Flavor; 2] = [Flavor::Current, Flavor::Multi(2)];
 
 fn build(flavor: Flavor, name: &str) -> Runtime {
-    match flavor {
-        Flavor::Current => Builder::new_current_thread().thread_name(name).build().unwrap(),
-        Flavor::Multi(n) => Builder::new_multi_thread().worker_threads(n).thread_name(name).build().unwrap(),
-    }
+    build_runtime(flavor, name)
 }
 
 /// Dropping the runtime drops the futures of tasks parked on a timer, on `pending()`, on

@@ -11,21 +11,12 @@ use std::time::Duration;
 use blitz_io::runtime::{Builder, Handle, Runtime};
 use blitz_io::task::{self, JoinHandle};
 use blitz_io::time::sleep;
-use support::{eventually, oneshot, threads_named, unique_name, with_timeout, DropFlag};
-
-#[derive(Debug, Clone, Copy)]
-enum Flavor {
-    Current,
-    Multi(usize),
-}
+use support::{build_runtime, eventually, oneshot, threads_named, unique_name, with_timeout, DropFlag, Flavor};
 
 const FLAVORS: [Flavor; 2] = [Flavor::Current, Flavor::Multi(2)];
 
 fn build(flavor: Flavor, name: &str) -> Runtime {
-    match flavor {
-        Flavor::Current => Builder::new_current_thread().thread_name(name).build().unwrap(),
-        Flavor::Multi(n) => Builder::new_multi_thread().worker_threads(n).thread_name(name).build().unwrap(),
-    }
+    build_runtime(flavor, name)
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {

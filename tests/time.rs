@@ -9,25 +9,15 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use blitz_io::runtime::{Builder, Runtime};
+use blitz_io::runtime::Runtime;
 use blitz_io::task;
 use blitz_io::time::{interval, interval_at, sleep, sleep_until, timeout, timeout_at, Elapsed, MissedTickBehavior};
-use support::{oneshot, unique_name, with_timeout, DropFlag};
-
-#[derive(Debug, Clone, Copy)]
-enum Flavor {
-    Current,
-    Multi(usize),
-}
+use support::{build_runtime, oneshot, unique_name, with_timeout, DropFlag, Flavor};
 
 const FLAVORS: [Flavor; 3] = [Flavor::Current, Flavor::Multi(1), Flavor::Multi(2)];
 
 fn build(flavor: Flavor) -> Runtime {
-    let name = unique_name("tm");
-    match flavor {
-        Flavor::Current => Builder::new_current_thread().thread_name(name).build().unwrap(),
-        Flavor::Multi(n) => Builder::new_multi_thread().worker_threads(n).thread_name(name).build().unwrap(),
-    }
+    build_runtime(flavor, &unique_name("tm"))
 }
 
 /// Timing-sensitive tests take this lock so they do not run next to the heavy ones on a

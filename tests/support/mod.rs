@@ -13,6 +13,22 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+/// Which scheduler a test runtime uses.
+#[derive(Debug, Clone, Copy)]
+pub enum Flavor {
+    Current,
+    Multi(usize),
+}
+
+/// A runtime of `flavor` whose threads are named `name` (so tests can count them).
+pub fn build_runtime(flavor: Flavor, name: &str) -> blitz_io::runtime::Runtime {
+    use blitz_io::runtime::Builder;
+    match flavor {
+        Flavor::Current => Builder::new_current_thread().thread_name(name).build().unwrap(),
+        Flavor::Multi(n) => Builder::new_multi_thread().worker_threads(n).thread_name(name).build().unwrap(),
+    }
+}
+
 /// Runs `f` on a helper thread and fails the calling test if it does not return within
 /// `secs` seconds (the helper is then left behind: a hung test must fail, not hang the
 /// suite). A panic inside `f` is re-raised on the calling thread with its payload.
