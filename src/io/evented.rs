@@ -109,9 +109,8 @@ impl<T: AsRawFd> Evented<T> {
         if let Some(r) = self.reg.get() {
             // Observe the current tick, then clear with it: if an edge arrives in between
             // the tick changes and the clear is skipped, which is the safe direction.
-            let mut cx = Context::from_waker(std::task::Waker::noop());
             for dir in directions(interest) {
-                if let Poll::Ready(ev) = r.io.poll_ready_peek(&mut cx, dir) {
+                if let Some(ev) = r.io.ready_peek(dir) {
                     r.io.clear_readiness(ev);
                 }
             }
