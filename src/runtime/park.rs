@@ -107,7 +107,21 @@ impl Parker {
     /// `after_wake` runs once the thread is awake again and before the driver wakes any
     /// task (or right away when the thread did not block in the driver).
     pub(crate) fn park(&self, driver: &Driver, timeout: Option<Duration>, may_drive: bool, after_wake: impl FnOnce()) {
-        self.park_on(driver, timeout, may_drive, after_wake);
+        self.park_on(driver, timeout, timeout, may_drive, after_wake);
+    }
+
+    /// [`Parker::park`] with a separate timeout for the condvar: `driver_timeout` bounds
+    /// the sleep in the driver, `condvar_timeout` the sleep on the condvar (used when
+    /// `may_drive` is false or the driver is busy).
+    pub(crate) fn park_split(
+        &self,
+        driver: &Driver,
+        driver_timeout: Option<Duration>,
+        condvar_timeout: Option<Duration>,
+        may_drive: bool,
+        after_wake: impl FnOnce(),
+    ) {
+        self.park_on(driver, driver_timeout, condvar_timeout, may_drive, after_wake);
     }
 
     /// [`Parker::park`] on any [`Park`] implementation.
@@ -115,6 +129,7 @@ impl Parker {
         &self,
         driver: &D,
         timeout: Option<Duration>,
+        condvar_timeout: Option<Duration>,
         may_drive: bool,
         after_wake: impl FnOnce(),
     ) {
@@ -142,7 +157,7 @@ impl Parker {
                 },
             );
         if !drove {
-            self.park_condvar(timeout);
+            self.park_condvar(condvar_timeout);
         }
         // Not yet run when the thread used the condvar or an unpark beat `before_wait`.
         if let Some(f) = after_wake.take() {
@@ -261,7 +276,7 @@ mod loom_tests {
     fn park_until(s: &Shared, n: usize, may_drive: bool) {
         while s.ready.load(SeqCst) < n {
             let woke = Cell::new(false);
-            s.parker.park_on(&s.driver, None, may_drive, || assert!(!woke.replace(true), "after_wake twice"));
+            s.parker.park_on(&s.driver, None, None, may_drive, || assert!(!woke.replace(true), "after_wake twice"));
             assert!(woke.get(), "after_wake not run");
         }
     }
@@ -302,7 +317,7 @@ mod loom_tests {
             thread::spawn(move || s2.parker.unpark_on(&s2.driver)).join().unwrap();
             // The notification is pending: one park returns without sleeping anywhere.
             let woke = Cell::new(false);
-            s.parker.park_on(&s.driver, None, true, || woke.set(true));
+            s.parker.park_on(&s.driver, None, None, true, || woke.set(true));
             assert!(woke.get());
             assert_eq!(s.driver.turns.load(SeqCst), 0, "must not block in the driver");
             // And it was consumed: the state is back to EMPTY.
@@ -346,7 +361,7 @@ mod loom_tests {
                 let s = s.clone();
                 thread::spawn(move || {
                     while !s.ready.load(SeqCst) {
-                        s.parkers[i].park_on(&s.driver, None, true, || {});
+                        s.parkers[i].park_on(&s.driver, None, None, true, || {});
                     }
                 })
             };

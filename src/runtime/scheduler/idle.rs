@@ -31,6 +31,8 @@ pub(crate) struct Idle {
     sleepers: Mutex<Vec<usize>>,
     num_idle: AtomicUsize,
     num_searching: AtomicUsize,
+    /// How many workers the runtime has: the idle list is full at this length.
+    workers: usize,
 }
 
 impl Idle {
@@ -40,6 +42,7 @@ impl Idle {
             sleepers: Mutex::new(Vec::with_capacity(n)),
             num_idle: AtomicUsize::new(0),
             num_searching: AtomicUsize::new(0),
+            workers: n,
         }
     }
 
@@ -67,16 +70,29 @@ impl Idle {
     /// Park, steps 1–2 and the fence of step 3: worker `index` found no task. Stops
     /// searching if `was_searching`, joins the idle list, then issues the SeqCst fence
     /// after which the caller must re-check every queue before it sleeps.
-    pub(crate) fn transition_to_parked(&self, index: usize, was_searching: bool) {
+    ///
+    /// Returns `true` if this worker made the idle list full: it joined last, every other
+    /// worker is idle, and it is the one that should sleep in the driver (park step 4).
+    /// The list is changed only under its lock, so of workers that park at the same time
+    /// exactly one sees it full.
+    pub(crate) fn transition_to_parked(&self, index: usize, was_searching: bool) -> bool {
         if was_searching {
             self.num_searching.fetch_sub(1, Ordering::SeqCst);
         }
-        {
+        let last = {
             let mut sleepers = self.sleepers();
             sleepers.push(index);
             self.num_idle.fetch_add(1, Ordering::SeqCst);
-        }
+            sleepers.len() == self.workers
+        };
         fence(Ordering::SeqCst);
+        last
+    }
+
+    /// Whether worker `index` is on the idle list. A worker that slept on its condvar and
+    /// finds itself off the list was chosen by a notifier: it is a searcher now.
+    pub(crate) fn is_idle(&self, index: usize) -> bool {
+        self.sleepers().contains(&index)
     }
 
     /// Removes `index` from the idle list (park step 3 when work was found, or step 5 on
@@ -195,7 +211,7 @@ mod loom_tests {
                     continue;
                 }
                 // park()
-                self.idle.transition_to_parked(index, searching);
+                let _last = self.idle.transition_to_parked(index, searching);
                 searching = false;
                 if self.has_work() {
                     if !self.idle.unidle(index) {

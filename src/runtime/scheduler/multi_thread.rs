@@ -11,7 +11,8 @@
 //!   waking each other cannot starve the queue.
 //! * Tasks woken by the driver while this worker turns it (I/O events, due timers) go to
 //!   the back of the local queue in the order the driver produced them (timers by
-//!   deadline); if there was more than one, one idle worker is notified afterwards.
+//!   deadline). Only if the local queue then holds more than [`SHARE_BACKLOG`] tasks is
+//!   an idle worker notified to share them (see "Sharing I/O work" below).
 //! * A task that wakes itself while running (`yield_now`, the cooperative budget) goes to
 //!   the back of the local queue, never the slot.
 //! * Wakes and spawns from other threads go to the global **injector**.
@@ -44,10 +45,44 @@
 //! 3. `fence(SeqCst)`, then re-check the injector and every stealer. If work is there,
 //!    take itself out of `idle` (if a notifier already did, it is now a searcher) and go
 //!    back to the loop.
-//! 4. Park: take the driver if free (sleep in `epoll_wait`, timers bound the timeout),
-//!    else the condvar.
+//! 4. Sleep. The worker whose step 2 made `idle` full (every worker idle; it joined
+//!    last) sleeps in the driver if it is free (`epoll_wait`, timers bound the timeout).
+//!    Any other worker sleeps on its condvar: a worker is still awake, and an awake
+//!    worker turns the driver itself whenever it runs out of tasks and every
+//!    [`EVENT_INTERVAL`] ticks. The condvar sleep has a **watchdog** timeout, starting at
+//!    [`WATCHDOG_MIN`] and doubling up to [`WATCHDOG_MAX`]; see step 6.
 //! 5. On wake, *before* the driver wakes any task: if still in `idle`, remove itself (a
 //!    spontaneous wake: I/O, timer); else a notifier chose it and it is a searcher.
+//!    A condvar sleeper that is still in `idle` after its timeout goes to step 6
+//!    instead.
+//! 6. Watchdog: each worker publishes its tick in `progress` at the top of its loop. If
+//!    an awake worker's tick has not moved during the whole sleep, it is stuck in one
+//!    long poll: the sleeper leaves `idle`, turns the driver once without blocking (the
+//!    I/O and timers the stuck worker would have turned) and runs its loop, stealing the
+//!    stuck worker's queue. Otherwise it sleeps again with a doubled timeout.
+//!
+//! # Sharing I/O work
+//!
+//! A notify costs a futex wake and, here, 40–50 µs before the other core runs; a woken
+//! worker then competes for a core that may have other work (on the benchmark machine:
+//! the load generator). The two rules above keep request/response I/O on one worker
+//! until it cannot keep up, and make the second worker a helper rather than a rival:
+//!
+//! * only the last idle worker sleeps in `epoll_wait`. Before, an idle worker took the
+//!   driver while another was busy, so every event batch woke a second core and split
+//!   the batches between two workers, each paying cross-core wake-ups and cache misses;
+//! * a driver batch is shared only when the backlog exceeds [`SHARE_BACKLOG`] tasks, i.e.
+//!   more than two event intervals of work queued behind one worker. Spawns and wakes
+//!   from tasks still notify at once: they may be long computations that want a core.
+//!
+//! Measured with `bench/` (echo 64 B, 2 workers, load generator pinned to one of the two
+//! cores, medians of 5 interleaved 2 s rounds): 50 connections 164k → 175k round trips/s
+//! (current-thread 185k, tokio multi-thread 160k); 500 connections 151k → 170k
+//! (tokio multi-thread 150k). Thresholds of 16 and 61 tasks lost most of the gain (the
+//! batches at 50 and 500 connections exceed them); 128 and "never" measured the same.
+//! The cost: a driver batch of long computations runs on one worker until the watchdog
+//! sees it stuck (≤ [`WATCHDOG_MIN`] if the other worker just slept, longer after a
+//! quiet period), where tokio would spread it at once.
 //!
 //! # Races this survives
 //!
@@ -64,12 +99,20 @@
 //! * **Wakes from the driver thread.** Step 5 runs before the driver's wakes, so a worker
 //!   that is delivering I/O events is not in `idle`: its own wakes go to its LIFO slot and
 //!   local queue, and a notify picks a *different* worker.
+//! * **Last to park vs. a busy driver.** `idle` changes only under its lock, so exactly
+//!   one of two workers parking together sees it full. If the driver is busy at that
+//!   moment, its holder is a worker that was asleep in it and whose step 5 has not run
+//!   yet: it leaves `idle` and will park again later, then as the last one. Meanwhile the
+//!   worker that found the driver busy sleeps on its condvar with the watchdog timeout,
+//!   so the driver is never left unwatched with every worker asleep.
+//! * **A task that never yields.** Its worker neither turns the driver nor runs its
+//!   queue. The watchdog (step 6) notices within its timeout and takes over both.
 //! * **Shutdown.** The flag is set, every worker is unparked; a worker checks the flag at
 //!   the top of its loop and in step 3. Wakes after shutdown drop the task instead of
 //!   queueing it; tasks left in local queues are dropped when the worker exits.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -91,6 +134,19 @@ const MAX_LIFO_POLLS: u32 = 3;
 const EVENT_INTERVAL: u32 = 61;
 /// Ticks between two "injector first" looks.
 const INJECT_INTERVAL: u32 = 31;
+/// Queued tasks above which a driver delivery notifies an idle worker to share them.
+const SHARE_BACKLOG: usize = 128;
+/// First watchdog timeout of a worker asleep on its condvar while another is awake.
+const WATCHDOG_MIN: Duration = Duration::from_millis(1);
+/// Longest watchdog timeout: the timeout doubles each time nothing was stuck, so a
+/// sleeping worker wakes at most ten times a second once the runtime is quiet.
+const WATCHDOG_MAX: Duration = Duration::from_millis(100);
+
+/// A worker's tick, published for the watchdog; alone on its cache line so the owner's
+/// store each tick does not bounce a line the other workers write.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Progress(AtomicU32);
 
 /// State shared by the workers and every waker of this runtime's tasks.
 #[derive(Debug)]
@@ -98,6 +154,7 @@ pub(crate) struct Shared {
     injector: Injector<Runnable>,
     stealers: Vec<Stealer<Runnable>>,
     parkers: Vec<Parker>,
+    progress: Box<[Progress]>,
     idle: Idle,
     pub(crate) driver: Arc<Driver>,
     shutdown: AtomicBool,
@@ -117,8 +174,6 @@ struct Local {
     /// queue in the order the driver produced them (timers by deadline), not through the
     /// LIFO slot, which would reverse them.
     in_driver: bool,
-    /// Wakes queued while `in_driver`; more than one means work to share.
-    driver_wakes: usize,
 }
 
 impl Shared {
@@ -129,6 +184,7 @@ impl Shared {
             injector: Injector::new(),
             stealers: queues.iter().map(Worker::stealer).collect(),
             parkers: (0..n).map(|_| Parker::default()).collect(),
+            progress: (0..n).map(|_| Progress::default()).collect(),
             idle: Idle::new(n),
             driver,
             shutdown: AtomicBool::new(false),
@@ -153,7 +209,6 @@ impl Shared {
             let Some(r) = runnable.take() else { return };
             if local.in_driver {
                 local.queue.push(r);
-                local.driver_wakes += 1;
             } else if info.woken_while_running {
                 local.queue.push(r);
                 notify = true;
@@ -210,15 +265,15 @@ impl Shared {
 /// The body of worker thread `index`.
 pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnable>) {
     let _region = crate::runtime::context::BlockingRegion::enter();
-    LOCAL.with(|l| {
-        *l.borrow_mut() =
-            Some(Local { shared: shared.clone(), index, queue, lifo: None, in_driver: false, driver_wakes: 0 })
-    });
+    LOCAL
+        .with(|l| *l.borrow_mut() = Some(Local { shared: shared.clone(), index, queue, lifo: None, in_driver: false }));
     let mut tick: u32 = 0;
     let mut searching = false;
     let mut lifo_polls: u32 = 0;
+    let mut seen = vec![0u32; shared.progress.len()];
     while !shared.is_shutdown() {
         tick = tick.wrapping_add(1);
+        shared.progress[index].0.store(tick, Ordering::Relaxed);
         if tick % EVENT_INTERVAL == 0 {
             if let Some(mut core) = shared.driver.try_lock_core() {
                 set_in_driver(true);
@@ -244,7 +299,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
                     shared.idle.transition_to_searching();
                     continue;
                 }
-                park(&shared, index, &mut searching);
+                park(&shared, index, &mut searching, &mut seen);
             }
         }
     }
@@ -324,22 +379,70 @@ fn steal_others(shared: &Shared, me: usize, dest: &Worker<Runnable>, tick: u32) 
     None
 }
 
-/// Parks worker `index` following the protocol in the module doc.
-fn park(shared: &Shared, index: usize, searching: &mut bool) {
-    shared.idle.transition_to_parked(index, std::mem::take(searching));
+/// Parks worker `index` following the protocol in the module doc (steps 1–6).
+fn park(shared: &Shared, index: usize, searching: &mut bool, seen: &mut [u32]) {
+    let last = shared.idle.transition_to_parked(index, std::mem::take(searching));
     if shared.has_work() || shared.is_shutdown() {
         if !shared.idle.unidle(index) {
             *searching = true;
         }
         return;
     }
-    let mut became_searcher = false;
-    shared.parkers[index].park(&shared.driver, None, true, || {
-        became_searcher = !shared.idle.unidle(index);
-        set_in_driver(true);
-    });
-    end_driver_delivery(shared);
-    *searching = became_searcher;
+    if last {
+        // Every other worker sleeps: this one waits for I/O and timers in the driver. If
+        // the driver is busy (its holder is waking up), a short condvar sleep and another
+        // pass through the loop.
+        let mut became_searcher = false;
+        shared.parkers[index].park_split(&shared.driver, None, Some(WATCHDOG_MIN), true, || {
+            became_searcher = !shared.idle.unidle(index);
+            set_in_driver(true);
+        });
+        end_driver_delivery(shared);
+        *searching = became_searcher;
+        return;
+    }
+    // Another worker is awake and turns the driver between its tasks.
+    let mut timeout = WATCHDOG_MIN;
+    loop {
+        for (s, p) in seen.iter_mut().zip(shared.progress.iter()) {
+            *s = p.0.load(Ordering::Relaxed);
+        }
+        shared.parkers[index].park_split(&shared.driver, None, Some(timeout), false, || {});
+        if !shared.idle.is_idle(index) {
+            // A notifier took this worker off the list: it searches on its behalf.
+            *searching = true;
+            return;
+        }
+        if shared.is_shutdown() {
+            if !shared.idle.unidle(index) {
+                *searching = true;
+            }
+            return;
+        }
+        if stuck_worker(shared, index, seen) {
+            if !shared.idle.unidle(index) {
+                *searching = true;
+            }
+            if let Some(mut core) = shared.driver.try_lock_core() {
+                // Turn the driver for the stuck worker (events and timers it would see).
+                set_in_driver(true);
+                shared.driver.turn(&mut core, Some(Duration::ZERO), || {});
+                drop(core);
+                end_driver_delivery(shared);
+            }
+            return;
+        }
+        timeout = (timeout * 2).min(WATCHDOG_MAX);
+    }
+}
+
+/// Whether a worker other than `me` is awake but has not moved its tick since `seen`.
+fn stuck_worker(shared: &Shared, me: usize, seen: &[u32]) -> bool {
+    shared
+        .progress
+        .iter()
+        .enumerate()
+        .any(|(i, p)| i != me && p.0.load(Ordering::Relaxed) == seen[i] && !shared.idle.is_idle(i))
 }
 
 fn set_in_driver(on: bool) {
@@ -350,16 +453,16 @@ fn set_in_driver(on: bool) {
     });
 }
 
-/// Ends a driver delivery: wakes go through the LIFO slot again, and if the driver
-/// queued more than one task, an idle worker is told there is work to share.
+/// Ends a driver delivery: wakes go through the LIFO slot again, and if the backlog is
+/// now over [`SHARE_BACKLOG`], an idle worker is told there is work to share.
 fn end_driver_delivery(shared: &Shared) {
-    let woke = LOCAL.with(|l| {
+    let backlog = LOCAL.with(|l| {
         l.borrow_mut().as_mut().map_or(0, |local| {
             local.in_driver = false;
-            std::mem::take(&mut local.driver_wakes)
+            local.queue.len()
         })
     });
-    if woke > 1 {
+    if backlog > SHARE_BACKLOG {
         shared.notify_parked();
     }
 }
