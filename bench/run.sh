@@ -32,6 +32,8 @@ log() { echo "[run.sh] $*" >&2; }
 need_apt=()
 command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 command -v strace >/dev/null 2>&1 || need_apt+=(strace)
+# System calls are counted with perf's syscall tracepoints (strace is the fallback).
+command -v perf >/dev/null 2>&1 || need_apt+=(linux-perf)
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     log "installing ${need_apt[*]} with apt-get"

@@ -96,7 +96,9 @@ struct Cfg {
     warmup: f64,
     idle_conns: usize,
     rt_n: usize,
-    strace: bool,
+    /// How system calls are counted: `perf` (kernel tracepoints, no slowdown of the
+    /// server), `strace` (ptrace; slows the server), or `None` (`--no-strace`).
+    strace: Option<SysTool>,
     wrk: Option<String>,
     contenders: Vec<String>,
 }
@@ -154,7 +156,15 @@ fn main() {
         warmup: a.num("warmup", if quick { 0.3 } else { 1.0 }),
         idle_conns: a.num("idle-conns", if quick { 2000 } else { 10_000 }),
         rt_n: a.num("rt-n", if quick { 50_000 } else { 200_000 }),
-        strace: !a.flag("no-strace") && which("strace").is_some(),
+        strace: if a.flag("no-strace") {
+            None
+        } else if perf_tracepoints_work() {
+            Some(SysTool::Perf)
+        } else if which("strace").is_some() {
+            Some(SysTool::Strace)
+        } else {
+            None
+        },
         wrk,
         contenders,
     };
@@ -172,7 +182,7 @@ fn main() {
         cfg.duration,
         cfg.warmup,
         cfg.wrk.is_some(),
-        cfg.strace
+        cfg.strace.map_or("off", SysTool::name)
     );
     for round in 0..cfg.rounds {
         for w in &wls {
@@ -206,15 +216,20 @@ fn main() {
     }
     // system calls per round trip (short traced runs, not part of the timed rounds)
     let mut sys: Vec<(String, String, Json)> = Vec::new();
-    if cfg.strace {
+    if let Some(tool) = cfg.strace {
         let sw: Vec<&str> = if quick { vec!["echo-64-c1"] } else { vec!["echo-64-c1", "echo-64-c50"] };
         for wn in sw {
             let Some(w) = workloads().into_iter().find(|w| w.name == wn) else { continue };
             for c in &cfg.contenders {
-                match strace_run(&cfg, &w, c) {
+                let r = match tool {
+                    SysTool::Perf => perf_run(&cfg, &w, c),
+                    SysTool::Strace => strace_run(&cfg, &w, c),
+                };
+                match r {
                     Ok(j) => {
                         eprintln!(
-                            "[bench] strace {wn} {c}: {:.2} syscalls/rt",
+                            "[bench] {} {wn} {c}: {:.2} syscalls/rt",
+                            tool.name(),
                             j.get_num("syscalls_per_rt").unwrap_or(f64::NAN)
                         );
                         let mut line = j.clone();
@@ -223,7 +238,7 @@ fn main() {
                         let _ = writeln!(raw, "{}", line.to_line());
                         sys.push((wn.to_string(), c.clone(), j));
                     }
-                    Err(e) => eprintln!("[bench] strace {wn} {c}: {e}"),
+                    Err(e) => eprintln!("[bench] {} {wn} {c}: {e}", tool.name()),
                 }
             }
         }
@@ -508,6 +523,113 @@ fn idle_run(cfg: &Cfg, c: &str, tag: &str) -> Result<Json, String> {
     res
 }
 
+/// A way to count the server's system calls.
+#[derive(Clone, Copy, Debug)]
+enum SysTool {
+    Perf,
+    Strace,
+}
+
+impl SysTool {
+    fn name(self) -> &'static str {
+        match self {
+            SysTool::Perf => "perf",
+            SysTool::Strace => "strace",
+        }
+    }
+}
+
+/// The system calls `perf_run` counts one by one (all of them are counted in the total).
+const PERF_SYSCALLS: &[&str] = &[
+    "epoll_wait",
+    "epoll_pwait",
+    "recvfrom",
+    "sendto",
+    "read",
+    "write",
+    "readv",
+    "writev",
+    "recvmsg",
+    "sendmsg",
+    "futex",
+    "epoll_ctl",
+    "sched_yield",
+];
+
+/// Whether `perf stat` can count syscall tracepoints here (needs perf and tracefs).
+fn perf_tracepoints_work() -> bool {
+    which("perf").is_some()
+        && Command::new("perf")
+            .args(["stat", "-x,", "-e", "raw_syscalls:sys_enter", "true"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+/// System calls per round trip from the kernel's syscall tracepoints (`perf stat -p`):
+/// exact counts with the server running at full speed, unlike ptrace, where a slowed
+/// server finds its next request already queued and skips `epoll_wait`.
+fn perf_run(cfg: &Cfg, w: &Wl, c: &str) -> Result<Json, String> {
+    let Kind::Net(sw, lw, conns, size) = w.kind else { return Err("not a net workload".into()) };
+    let srv = start_server(cfg, c, sw, &format!("perf-{}-{c}", w.name))?;
+    // Warm up (connections, buffers) before counting.
+    let warm = loadgen_cmd(cfg, &srv, lw, conns, size, 0.3, 0.0);
+    last_json(&run_cmd(warm, Duration::from_secs(60))?)?;
+    let outf = format!("/tmp/bench/perf-{}-{c}.txt", w.name);
+    let _ = std::fs::remove_file(&outf);
+    let mut events = vec!["raw_syscalls:sys_enter".to_string()];
+    events.extend(PERF_SYSCALLS.iter().map(|n| format!("syscalls:sys_enter_{n}")));
+    let mut st = Command::new("perf")
+        .args(["stat", "-x,", "-o", &outf, "-e", &events.join(","), "-p", &srv.child.id().to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("spawn perf: {e}"))?;
+    std::thread::sleep(Duration::from_millis(300));
+    let dur = if cfg.quick { 0.5 } else { 1.5 };
+    let cmd = loadgen_cmd(cfg, &srv, lw, conns, size, dur, 0.0);
+    let j = last_json(&run_cmd(cmd, Duration::from_secs(60))?);
+    // SAFETY: plain kill(2) on the pid of a child we spawned and have not reaped yet.
+    unsafe {
+        libc::kill(st.id() as i32, libc::SIGINT);
+    }
+    let _ = st.wait();
+    drop(srv);
+    let j = j?;
+    let rts = j.get_num("total_round_trips").unwrap_or(0.0);
+    let text = std::fs::read_to_string(&outf).map_err(|e| format!("perf output: {e}"))?;
+    // CSV rows: count,unit,event,...
+    let mut rows: Vec<(String, f64)> = Vec::new();
+    let mut total = None;
+    for l in text.lines() {
+        let t: Vec<&str> = l.split(',').collect();
+        if t.len() < 3 {
+            continue;
+        }
+        let Ok(calls) = t[0].parse::<f64>() else { continue };
+        if t[2] == "raw_syscalls:sys_enter" {
+            total = Some(calls);
+        } else if let Some(name) = t[2].strip_prefix("syscalls:sys_enter_") {
+            if calls > 0.0 {
+                rows.push((name.to_string(), calls));
+            }
+        }
+    }
+    let total = total.ok_or("no raw_syscalls count in perf output")?;
+    rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let top: Vec<String> =
+        rows.iter().take(4).map(|(n, c)| format!("{n} {:.2}", if rts > 0.0 { c / rts } else { 0.0 })).collect();
+    Ok(Json::new()
+        .num("round_trips", rts)
+        .num("syscalls", total)
+        .num("syscalls_per_rt", if rts > 0.0 { total / rts } else { f64::NAN })
+        .str("tool", "perf")
+        .str("top", top.join(", ")))
+}
+
 fn strace_run(cfg: &Cfg, w: &Wl, c: &str) -> Result<Json, String> {
     let Kind::Net(sw, lw, conns, size) = w.kind else { return Err("not a net workload".into()) };
     let srv = start_server(cfg, c, sw, &format!("strace-{}-{c}", w.name))?;
@@ -524,6 +646,7 @@ fn strace_run(cfg: &Cfg, w: &Wl, c: &str) -> Result<Json, String> {
     let dur = if cfg.quick { 0.5 } else { 1.5 };
     let cmd = loadgen_cmd(cfg, &srv, lw, conns, size, dur, 0.0);
     let j = last_json(&run_cmd(cmd, Duration::from_secs(60))?);
+    // SAFETY: plain kill(2) on the pid of a child we spawned and have not reaped yet.
     unsafe {
         libc::kill(st.id() as i32, libc::SIGINT);
     }
@@ -845,7 +968,13 @@ fn write_report(cfg: &Cfg, wls: &[Wl], recs: &[Rec], sys: &[(String, String, Jso
         s.push('\n');
     }
     if !sys.is_empty() {
-        let _ = writeln!(s, "## System calls per round trip (server, `strace -c -f`, separate short run)\n");
+        let how = match cfg.strace {
+            Some(SysTool::Perf) => {
+                "`perf stat -e raw_syscalls:sys_enter` on the server's pid: kernel tracepoints, exact counts at full speed"
+            }
+            _ => "`strace -c -f`: ptrace slows the server, which then finds requests queued and skips some `epoll_wait`s",
+        };
+        let _ = writeln!(s, "## System calls per round trip (server; separate short run; {how})\n");
         let _ = writeln!(s, "| workload | contender | syscalls/rt | top syscalls (per rt) |");
         let _ = writeln!(s, "|---|---|---:|---|");
         for (w, c, j) in sys {
@@ -858,7 +987,7 @@ fn write_report(cfg: &Cfg, wls: &[Wl], recs: &[Rec], sys: &[(String, String, Jso
         }
         s.push('\n');
     } else {
-        let _ = writeln!(s, "System calls per round trip: not measured (strace missing or `--no-strace`).\n");
+        let _ = writeln!(s, "System calls per round trip: not measured (perf and strace missing, or `--no-strace`).\n");
     }
     s
 }
