@@ -26,6 +26,18 @@
 //!
 //! Each completed operation spends one unit of the task's cooperative budget.
 //!
+//! # Directions are registered lazily too
+//!
+//! A socket is registered for the direction it first has to wait on; the other direction
+//! is added (`epoll_ctl(MOD)`, once per socket) the first time an operation in it returns
+//! `WouldBlock`. Until then an operation in an unwatched direction is simply tried: the
+//! loops below treat it as ready. The reason is the write side: the kernel signals
+//! `EPOLLOUT` each time a datagram socket's send buffer is freed (each UDP send, each read
+//! by a Unix socket's peer), so a socket watched for writing wakes `epoll_wait` once per
+//! message for nothing. A stream that only waits to read (a request/response server
+//! whose writes never block) never pays for write readiness at all. tokio registers both
+//! directions up front and takes those extra wake-ups.
+//!
 //! # Caveats
 //!
 //! Two tasks *reading* the same stream through `poll_*` (the slot) replace each other's
@@ -80,19 +92,47 @@ impl<T: AsRawFd> Evented<T> {
         }
     }
 
-    /// The registration, made on first use.
-    #[inline(never)]
-    fn registration(&self) -> io::Result<&Registration> {
-        if let Some(r) = self.reg.get() {
-            return Ok(r);
+    /// The registration, made on first use, watching (at least) `interest`.
+    #[inline]
+    fn registration(&self, interest: Interest) -> io::Result<&Registration> {
+        match self.reg.get() {
+            Some(r) if r.covers(interest) => Ok(r),
+            _ => self.register_slow(interest),
         }
+    }
+
+    /// Registers the socket, or adds directions to its registration.
+    #[inline(never)]
+    fn register_slow(&self, interest: Interest) -> io::Result<&Registration> {
         let _g = self.init.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(r) = self.reg.get() {
+            if !r.covers(interest) {
+                r.driver.add_interest(self.get().as_raw_fd(), r, interest)?;
+            }
             return Ok(r);
         }
         let driver = crate::runtime::context::driver()?;
-        let reg = driver.register(self.get().as_raw_fd())?;
+        let reg = driver.register(self.get().as_raw_fd(), interest)?;
         Ok(self.reg.get_or_init(|| reg))
+    }
+
+    /// For the operation loops: the readiness to wait for before trying an operation in
+    /// `dir`, or `None` if epoll does not watch `dir` yet (just try; on `WouldBlock` the
+    /// caller adds the direction with [`Evented::registration`]).
+    #[inline]
+    fn poll_op_ready(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<io::Result<Option<ReadyEvent>>> {
+        let reg = match self.reg.get() {
+            Some(r) => r,
+            None => self.registration(dir.interest())?,
+        };
+        if !reg.covers(dir.interest()) {
+            return Poll::Ready(Ok(None));
+        }
+        let ev = ready!(reg.io.poll_ready(cx, dir));
+        if ev.is_shutdown {
+            return Poll::Ready(Err(shutdown_error()));
+        }
+        Poll::Ready(Ok(Some(ev)))
     }
 
     /// Clears readiness after a `WouldBlock` seen at `ev`.
@@ -133,10 +173,7 @@ impl<T: AsRawFd> Evented<T> {
     /// Waits (slot-based) until the socket is ready for `dir`.
     #[inline]
     pub(crate) fn poll_ready(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<io::Result<ReadyEvent>> {
-        let reg = match self.reg.get() {
-            Some(r) => r,
-            None => self.registration()?,
-        };
+        let reg = self.registration(dir.interest())?;
         let ev = ready!(reg.io.poll_ready(cx, dir));
         if ev.is_shutdown {
             return Poll::Ready(Err(shutdown_error()));
@@ -171,10 +208,10 @@ impl<T: AsRawFd> Evented<T> {
             }
         }
         loop {
-            let ev = ready!(self.poll_ready(cx, dir))?;
+            let ev = ready!(self.poll_op_ready(cx, dir))?;
             match f(self.get()) {
                 Ok(v) => {
-                    if drained(&v) {
+                    if let (Some(ev), true) = (ev, drained(&v)) {
                         if let Some(r) = self.reg.get() {
                             r.io.clear_drained(ev);
                         }
@@ -182,7 +219,13 @@ impl<T: AsRawFd> Evented<T> {
                     coop::spend();
                     return Poll::Ready(Ok(v));
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.clear(ev),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => match ev {
+                    Some(ev) => self.clear(ev),
+                    // Now epoll has to watch this direction.
+                    None => {
+                        self.registration(dir.interest())?;
+                    }
+                },
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }
@@ -239,7 +282,7 @@ struct Readiness<'a, T: AsRawFd> {
 
 impl<T: AsRawFd> Readiness<'_, T> {
     fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<ReadyEvent>> {
-        let reg = self.ev.registration()?;
+        let reg = self.ev.registration(self.interest)?;
         let ev = ready!(reg.io.poll_waiter(cx, self.interest, &mut self.key));
         if let Some(k) = self.key.take() {
             reg.io.remove_waiter(k);
@@ -287,7 +330,21 @@ impl<T: AsRawFd, R, F: FnMut(&T) -> io::Result<R>> Future for AsyncIo<'_, T, F> 
             }
         }
         loop {
-            let reg = this.ev.registration()?;
+            let reg = match this.ev.reg.get() {
+                Some(r) if !r.covers(this.interest) => {
+                    // Not watched in this direction yet: try first (see the module doc).
+                    match (this.f)(this.ev.get()) {
+                        Ok(v) => {
+                            coop::spend();
+                            return Poll::Ready(Ok(v));
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) => return Poll::Ready(Err(e)),
+                    }
+                    this.ev.registration(this.interest)?
+                }
+                _ => this.ev.registration(this.interest)?,
+            };
             let ev = ready!(reg.io.poll_waiter(cx, this.interest, &mut this.key));
             if ev.is_shutdown {
                 return Poll::Ready(Err(shutdown_error()));

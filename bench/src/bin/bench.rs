@@ -217,7 +217,10 @@ fn main() {
     // system calls per round trip (short traced runs, not part of the timed rounds)
     let mut sys: Vec<(String, String, Json)> = Vec::new();
     if let Some(tool) = cfg.strace {
-        let sw: Vec<&str> = if quick { vec!["echo-64-c1"] } else { vec!["echo-64-c1", "echo-64-c50"] };
+        let sw: Vec<&str> =
+            if quick { vec!["echo-64-c1"] } else { vec!["echo-64-c1", "echo-64-c50", "udp-64", "unix-64-c1"] };
+        // Only the workloads this run measures.
+        let sw: Vec<&str> = sw.into_iter().filter(|n| wls.iter().any(|w| w.name == *n)).collect();
         for wn in sw {
             let Some(w) = workloads().into_iter().find(|w| w.name == wn) else { continue };
             for c in &cfg.contenders {

@@ -31,7 +31,7 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 use std::time::Duration;
@@ -41,7 +41,7 @@ use mio::{Events, Poll, Token};
 
 use super::scheduled_io::{wake_all, ScheduledIo};
 use super::tokens::TokenTable;
-use crate::io::Ready;
+use crate::io::{Interest, Ready};
 use crate::time::driver::TimeHandle;
 
 /// Token of the driver's own waker.
@@ -73,6 +73,37 @@ pub(crate) struct Registration {
     pub(crate) driver: Arc<Driver>,
     pub(crate) io: Arc<ScheduledIo>,
     token: Token,
+    /// The directions epoll watches (`READ_BIT | WRITE_BIT`). It only grows: a socket is
+    /// registered for the direction it first waited on, and the other is added the first
+    /// time an operation in it would block (see `io::evented`).
+    dirs: AtomicU8,
+}
+
+/// [`Registration`] direction bits.
+const READ_BIT: u8 = 1;
+const WRITE_BIT: u8 = 2;
+
+/// The direction bits of `interest`.
+#[inline]
+fn dir_bits(interest: Interest) -> u8 {
+    (if interest.is_readable() { READ_BIT } else { 0 }) | (if interest.is_writable() { WRITE_BIT } else { 0 })
+}
+
+fn mio_interest(bits: u8) -> mio::Interest {
+    match bits {
+        READ_BIT => mio::Interest::READABLE,
+        WRITE_BIT => mio::Interest::WRITABLE,
+        _ => mio::Interest::READABLE | mio::Interest::WRITABLE,
+    }
+}
+
+impl Registration {
+    /// Whether epoll watches every direction of `interest` for this socket.
+    #[inline]
+    pub(crate) fn covers(&self, interest: Interest) -> bool {
+        let want = dir_bits(interest);
+        self.dirs.load(Ordering::Acquire) & want == want
+    }
 }
 
 impl Driver {
@@ -118,18 +149,29 @@ impl Driver {
     }
 
     /// Registers `fd` for read and write readiness (edge-triggered).
-    pub(crate) fn register(self: &Arc<Self>, fd: RawFd) -> io::Result<Registration> {
+    pub(crate) fn register(self: &Arc<Self>, fd: RawFd, interest: Interest) -> io::Result<Registration> {
         if self.is_shutdown() {
             return Err(shutdown_error());
         }
+        let bits = dir_bits(interest).max(READ_BIT);
         let io = Arc::new(ScheduledIo::new_empty());
         let token = Token(self.tokens.insert(io.clone())?);
-        let interest = mio::Interest::READABLE | mio::Interest::WRITABLE;
-        if let Err(e) = self.registry.register(&mut SourceFd(&fd), token, interest) {
+        if let Err(e) = self.registry.register(&mut SourceFd(&fd), token, mio_interest(bits)) {
             self.release(token);
             return Err(e);
         }
-        Ok(Registration { driver: self.clone(), io, token })
+        Ok(Registration { driver: self.clone(), io, token, dirs: AtomicU8::new(bits) })
+    }
+
+    /// Adds the directions of `interest` to `reg` (`epoll_ctl(MOD)`). epoll re-checks
+    /// the socket when it is modified and queues an event if it is ready in a watched
+    /// direction, so readiness that arrived before the call is not lost. Callers
+    /// serialise calls for one registration.
+    pub(crate) fn add_interest(&self, fd: RawFd, reg: &Registration, interest: Interest) -> io::Result<()> {
+        let bits = reg.dirs.load(Ordering::Acquire) | dir_bits(interest);
+        self.registry.reregister(&mut SourceFd(&fd), reg.token, mio_interest(bits))?;
+        reg.dirs.store(bits, Ordering::Release);
+        Ok(())
     }
 
     /// Removes `fd` from epoll and frees its token. Call before closing `fd`.

@@ -85,7 +85,7 @@ pub(crate) enum Direction {
 }
 
 impl Direction {
-    fn interest(self) -> Interest {
+    pub(crate) fn interest(self) -> Interest {
         match self {
             Direction::Read => Interest::READABLE,
             Direction::Write => Interest::WRITABLE,
