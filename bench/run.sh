@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # blitz-io benchmark: the single command.
 #
-#   bash bench/run.sh            # full run (< 25 min): 5 rounds x 3 s, all workloads, all contenders
+#   bash bench/run.sh            # full run (< 25 min): 4 rounds x 2 s, all workloads, all contenders
 #   bash bench/run.sh --quick    # quick run (< 3 min): 1 round, short measurements
 #   bash bench/run.sh --quick --contenders tokio-mt,tokio-ct,mio,smol --workloads echo-64-c1,http-c50
 #   bash bench/run.sh --no-blitz # build without the blitz-io contender (root crate under construction)

@@ -125,7 +125,8 @@ impl Idle {
 
 #[cfg(all(test, loom))]
 mod loom_tests {
-    //! Push vs. park: no task is left queued with every worker asleep.
+    //! Push vs. park: no task is left queued with every worker asleep, and one sleeper
+    //! watches the driver.
     //!
     //! Two workers run the scheduler's loop around the real [`Idle`]; a pusher thread
     //! pushes tasks into a shared queue (a loom `AtomicUsize` counting queued tasks:
@@ -136,8 +137,10 @@ mod loom_tests {
     //! `NOTIFIED` state: `park` returns at once); without one it ends its thread
     //! "asleep". After every thread finished, the workers holding a wake-up that arrived
     //! after they fell asleep are run again (that is what the unpark does), and then the
-    //! queue must be empty, every task run once, both workers asleep and idle, and no
-    //! searcher left. A lost wake-up shows as a task left in the queue: removing either
+    //! queue must be empty, every task run once, both workers asleep and idle, no
+    //! searcher left, and one of the sleepers must be the one whose park filled the idle
+    //! list (the worker that sleeps in the driver: with every worker asleep, I/O and
+    //! timers are still watched). A lost wake-up shows as a task left in the queue: removing either
     //! SeqCst fence from `Idle` makes both models fail that way.
 
     use super::Idle;
@@ -191,9 +194,10 @@ mod loom_tests {
         }
 
         /// `run_worker` for worker `index` until it sleeps with no wake-up pending;
-        /// returns how many tasks it ran. `searching` is the state it starts in (a worker
-        /// woken by a notifier is a searcher).
-        fn run_worker(&self, index: usize, mut searching: bool) -> usize {
+        /// returns how many tasks it ran and whether its last park made the idle list
+        /// full (so it sleeps in the driver). `searching` is the state it starts in (a
+        /// worker woken by a notifier is a searcher).
+        fn run_worker(&self, index: usize, mut searching: bool) -> (usize, bool) {
             let mut ran = 0;
             loop {
                 if self.pop() {
@@ -211,7 +215,7 @@ mod loom_tests {
                     continue;
                 }
                 // park()
-                let _last = self.idle.transition_to_parked(index, searching);
+                let last = self.idle.transition_to_parked(index, searching);
                 searching = false;
                 if self.has_work() {
                     if !self.idle.unidle(index) {
@@ -224,7 +228,7 @@ mod loom_tests {
                     searching = !self.idle.unidle(index);
                     continue;
                 }
-                return ran;
+                return (ran, last);
             }
         }
     }
@@ -246,14 +250,25 @@ mod loom_tests {
             })
         };
         pusher.join().unwrap();
-        let mut ran: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
+        let mut ran = 0;
+        let mut drives = [false; WORKERS];
+        for (i, w) in workers.into_iter().enumerate() {
+            let (n, last) = w.join().unwrap();
+            ran += n;
+            drives[i] = last;
+        }
         // Wake-ups that arrived after their worker fell asleep: the unpark runs it again.
         for i in 0..WORKERS {
             if m.wake[i].swap(false, Ordering::AcqRel) {
                 let searching = !m.idle.unidle(i);
-                ran += m.run_worker(i, searching);
+                let (n, last) = m.run_worker(i, searching);
+                ran += n;
+                drives[i] = last;
             }
         }
+        // Every worker sleeps: the one whose park filled the idle list sleeps in the
+        // driver, so I/O and timers are still watched.
+        assert!(drives.iter().any(|&d| d), "every worker asleep and none of them in the driver");
         assert_eq!(m.queue.load(Ordering::Acquire), 0, "a task was left queued with every worker asleep");
         assert_eq!(ran, pushes, "every task runs exactly once");
         assert_eq!(m.idle.num_searching.load(Ordering::SeqCst), 0);
