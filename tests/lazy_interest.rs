@@ -1,11 +1,12 @@
-//! Directions are registered with epoll lazily (module doc of `io::evented`): a socket
-//! is watched for the direction it first waits on, and the other direction is added the
-//! first time an operation in it would block.
+//! Datagram sockets register the write direction with epoll lazily (module doc of
+//! `io::evented`): they are watched for the direction they first wait on, and writing is
+//! added the first time a send would block. Streams are watched both ways at once.
 //!
-//! These tests check both halves of that promise: a socket that only ever waits to
-//! read is not watched for writing (read from `/proc/self/fdinfo` of the runtime's
-//! epoll descriptor), and a write that blocks on a read-registered socket still
-//! completes, as does a readiness future for the newly added direction.
+//! These tests check that policy from `/proc/self/fdinfo` of the runtime's epoll
+//! descriptor (a UDP socket that only waits to read is not watched for writing; a TCP
+//! stream is), and that sends that block on a read-registered datagram socket, writes
+//! that block behind a waiting reader, and a readiness future for a newly added
+//! direction all complete.
 
 #![cfg(target_os = "linux")]
 
@@ -75,8 +76,9 @@ fn a_udp_socket_that_only_waits_to_read_is_not_watched_for_writing() {
     });
 }
 
-/// A read waits first (read registration), then a large write blocks on a slow peer:
-/// the write direction is added and the write completes with every byte intact.
+/// A read waits first (the first registration), then a large write blocks on a slow
+/// peer: the write completes with every byte intact, and the stream is watched for both
+/// directions.
 fn blocked_write_on_read_registered_stream(flavor: Flavor) {
     with_timeout(30, move || {
         build_runtime(flavor, "lazy-tcp").block_on(async {
@@ -98,6 +100,7 @@ fn blocked_write_on_read_registered_stream(flavor: Flavor) {
                 got
             });
             let stream = listener.accept().await.unwrap().stream;
+            let fd = stream.as_raw_fd();
             let (mut rd, mut wr) = stream.into_split();
             // The reader waits first, so the stream is registered for reading only.
             let reader = task::spawn(async move {
@@ -111,6 +114,8 @@ fn blocked_write_on_read_registered_stream(flavor: Flavor) {
                 b
             });
             sleep(Duration::from_millis(20)).await;
+            let mask = epoll_mask(fd).expect("the stream is registered");
+            assert_eq!(mask & (EPOLLIN | EPOLLOUT), EPOLLIN | EPOLLOUT, "a stream is watched both ways: {mask:#x}");
             let data: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
             wr.write_all(&data).await.unwrap();
             assert_eq!(&reader.await.unwrap(), b"done");

@@ -443,7 +443,7 @@ impl UdpSocket {
     /// ```
     pub fn from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
         socket.set_nonblocking(true)?;
-        Ok(UdpSocket { io: Evented::new(socket) })
+        Ok(UdpSocket { io: Evented::new_datagram(socket) })
     }
 
     /// Unwraps the std socket, deregistered from the driver and back in blocking mode.
@@ -470,7 +470,7 @@ impl UdpSocket {
     }
 
     fn from_socket(sock: Socket) -> UdpSocket {
-        UdpSocket { io: Evented::new(std::net::UdpSocket::from(sock)) }
+        UdpSocket { io: Evented::new_datagram(std::net::UdpSocket::from(sock)) }
     }
 
     fn sock(&self) -> SockRef<'_> {

@@ -320,7 +320,7 @@ impl UnixDatagram {
     }
 
     fn wrap(socket: StdUnixDatagram) -> UnixDatagram {
-        UnixDatagram { io: Evented::new(socket), read_shut: AtomicBool::new(false) }
+        UnixDatagram { io: Evented::new_datagram(socket), read_shut: AtomicBool::new(false) }
     }
 
     fn sock(&self) -> SockRef<'_> {
