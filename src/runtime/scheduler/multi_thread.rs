@@ -76,10 +76,13 @@
 //!   from tasks still notify at once: they may be long computations that want a core.
 //!
 //! Measured with `bench/` (echo 64 B, 2 workers, load generator pinned to one of the two
-//! cores, medians of 5 interleaved 2 s rounds): 50 connections 164k → 175k round trips/s
-//! (current-thread 185k, tokio multi-thread 160k); 500 connections 151k → 170k
-//! (tokio multi-thread 150k). Thresholds of 16 and 61 tasks lost most of the gain (the
-//! batches at 50 and 500 connections exceed them); 128 and "never" measured the same.
+//! cores, medians of 5 interleaved 2 s rounds): 50 connections 164k → 182k round trips/s
+//! (current-thread 183k, tokio multi-thread 151k); 500 connections 151k → 174k
+//! (tokio multi-thread 165k). With both workers pinned to one core the old and new
+//! policies measured the same as current-thread, so the loss was the second worker
+//! taking the load generator's core. Thresholds of 16 and 61 tasks lost most of the gain
+//! (the batches at 50 and 500 connections exceed them); 128 and "never" measured the
+//! same.
 //! The cost: a driver batch of long computations runs on one worker until the watchdog
 //! sees it stuck (≤ [`WATCHDOG_MIN`] if the other worker just slept, longer after a
 //! quiet period), where tokio would spread it at once.
