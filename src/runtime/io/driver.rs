@@ -31,7 +31,7 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 use std::time::Duration;
@@ -65,6 +65,9 @@ pub(crate) struct Driver {
     tokens: TokenTable<ScheduledIo>,
     pub(crate) time: TimeHandle,
     shutdown: AtomicBool,
+    /// Completed turns (`epoll_wait` returns): how the multi-thread watchdog sees that
+    /// somebody is still polling for I/O.
+    turns: AtomicU64,
 }
 
 /// A socket's registration with a driver: what `Evented` keeps.
@@ -119,6 +122,7 @@ impl Driver {
             tokens: TokenTable::new(),
             time: TimeHandle::new(),
             shutdown: AtomicBool::new(false),
+            turns: AtomicU64::new(0),
         }))
     }
 
@@ -163,6 +167,12 @@ impl Driver {
         Ok(Registration { driver: self.clone(), io, token, dirs: AtomicU8::new(bits) })
     }
 
+    /// How many turns have completed so far (a turn blocked in `epoll_wait` counts when
+    /// it returns).
+    pub(crate) fn turns(&self) -> u64 {
+        self.turns.load(Ordering::Relaxed)
+    }
+
     /// Adds the directions of `interest` to `reg` (`epoll_ctl(MOD)`). epoll re-checks
     /// the socket when it is modified and queues an event if it is ready in a watched
     /// direction, so readiness that arrived before the call is not lost. Callers
@@ -196,6 +206,7 @@ impl Driver {
         let timeout = self.time.park_timeout(timeout);
         let Core { poll, events, wake } = core;
         let res = poll.poll(events, timeout);
+        self.turns.fetch_add(1, Ordering::Relaxed);
         self.time.unparked();
         after_wait();
         if let Err(e) = res {

@@ -89,6 +89,11 @@ impl Idle {
         last
     }
 
+    /// Whether every worker is on the idle list.
+    pub(crate) fn all_idle(&self) -> bool {
+        self.sleepers().len() == self.workers
+    }
+
     /// Whether worker `index` is on the idle list. A worker that slept on its condvar and
     /// finds itself off the list was chosen by a notifier: it is a searcher now.
     pub(crate) fn is_idle(&self, index: usize) -> bool {

@@ -49,17 +49,22 @@
 //!    last) sleeps in the driver if it is free (`epoll_wait`, timers bound the timeout).
 //!    Any other worker sleeps on its condvar: a worker is still awake, and an awake
 //!    worker turns the driver itself whenever it runs out of tasks and every
-//!    [`EVENT_INTERVAL`] ticks. The condvar sleep has a **watchdog** timeout, starting at
-//!    [`WATCHDOG_MIN`] and doubling up to [`WATCHDOG_MAX`]; see step 6.
+//!    [`EVENT_INTERVAL`] ticks. The condvar sleep has a **watchdog** timeout: see step 6.
 //! 5. On wake, *before* the driver wakes any task: if still in `idle`, remove itself (a
 //!    spontaneous wake: I/O, timer); else a notifier chose it and it is a searcher.
 //!    A condvar sleeper that is still in `idle` after its timeout goes to step 6
 //!    instead.
-//! 6. Watchdog: each worker publishes its tick in `progress` at the top of its loop. If
-//!    an awake worker's tick has not moved during the whole sleep, it is stuck in one
-//!    long poll: the sleeper leaves `idle`, turns the driver once without blocking (the
-//!    I/O and timers the stuck worker would have turned) and runs its loop, stealing the
-//!    stuck worker's queue. Otherwise it sleeps again with a doubled timeout.
+//! 6. Watchdog: the driver counts completed turns. If a worker is awake and nobody
+//!    turned the driver during the whole sleep ([`WATCHDOG`]), the awake workers are
+//!    stuck in one long poll or busy with long ones, and I/O and timers wait for them:
+//!    the sleeper leaves `idle`, turns the driver once without blocking and runs its
+//!    loop, which also steals the busy worker's queue. If the driver was turned, it
+//!    sleeps again. While every worker is idle (one of them sleeps in the driver) the
+//!    timeout doubles, up to [`WATCHDOG_MAX`]; it drops back to [`WATCHDOG`] as soon as
+//!    a check finds a worker awake. (Sleeping without a timeout until the driver
+//!    sleeper wakes with work would cost a futex wake per request after every idle
+//!    moment; a single long poll after an idle period is instead noticed within the
+//!    backed-off timeout, at most `WATCHDOG_MAX`.)
 //!
 //! # Sharing I/O work
 //!
@@ -83,9 +88,13 @@
 //! taking the load generator's core. Thresholds of 16 and 61 tasks lost most of the gain
 //! (the batches at 50 and 500 connections exceed them); 128 and "never" measured the
 //! same.
-//! The cost: a driver batch of long computations runs on one worker until the watchdog
-//! sees it stuck (≤ [`WATCHDOG_MIN`] if the other worker just slept, longer after a
-//! quiet period), where tokio would spread it at once.
+//! The cost: while one worker is busy, I/O and timers are served at its driver turns
+//! (every [`EVENT_INTERVAL`] polls) or, if its polls are long, by the watchdog within
+//! about [`WATCHDOG`]; a driver batch of long computations is shared after about one
+//! `WATCHDOG` (after an idle period, the backed-off timeout), where tokio would spread
+//! it at once. A sleeper wakes every `WATCHDOG` while another worker is busy (500
+//! times a second, each a futex wait: about 1% of throughput at 50 connections) and at
+//! most ten times a second while the runtime is idle.
 //!
 //! # Races this survives
 //!
@@ -109,13 +118,13 @@
 //!   worker that found the driver busy sleeps on its condvar with the watchdog timeout,
 //!   so the driver is never left unwatched with every worker asleep.
 //! * **A task that never yields.** Its worker neither turns the driver nor runs its
-//!   queue. The watchdog (step 6) notices within its timeout and takes over both.
+//!   queue. The watchdog (step 6) notices within [`WATCHDOG`] and takes over both.
 //! * **Shutdown.** The flag is set, every worker is unparked; a worker checks the flag at
 //!   the top of its loop and in step 3. Wakes after shutdown drop the task instead of
 //!   queueing it; tasks left in local queues are dropped when the worker exits.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -139,17 +148,11 @@ const EVENT_INTERVAL: u32 = 61;
 const INJECT_INTERVAL: u32 = 31;
 /// Queued tasks above which a driver delivery notifies an idle worker to share them.
 const SHARE_BACKLOG: usize = 128;
-/// First watchdog timeout of a worker asleep on its condvar while another is awake.
-const WATCHDOG_MIN: Duration = Duration::from_millis(1);
-/// Longest watchdog timeout: the timeout doubles each time nothing was stuck, so a
-/// sleeping worker wakes at most ten times a second once the runtime is quiet.
+/// Watchdog timeout of a worker asleep on its condvar while another is awake: the
+/// longest I/O and timers wait when the awake workers stop turning the driver.
+const WATCHDOG: Duration = Duration::from_millis(2);
+/// Longest watchdog timeout, reached while every worker is idle.
 const WATCHDOG_MAX: Duration = Duration::from_millis(100);
-
-/// A worker's tick, published for the watchdog; alone on its cache line so the owner's
-/// store each tick does not bounce a line the other workers write.
-#[derive(Debug, Default)]
-#[repr(align(128))]
-struct Progress(AtomicU32);
 
 /// State shared by the workers and every waker of this runtime's tasks.
 #[derive(Debug)]
@@ -157,7 +160,6 @@ pub(crate) struct Shared {
     injector: Injector<Runnable>,
     stealers: Vec<Stealer<Runnable>>,
     parkers: Vec<Parker>,
-    progress: Box<[Progress]>,
     idle: Idle,
     pub(crate) driver: Arc<Driver>,
     shutdown: AtomicBool,
@@ -187,7 +189,6 @@ impl Shared {
             injector: Injector::new(),
             stealers: queues.iter().map(Worker::stealer).collect(),
             parkers: (0..n).map(|_| Parker::default()).collect(),
-            progress: (0..n).map(|_| Progress::default()).collect(),
             idle: Idle::new(n),
             driver,
             shutdown: AtomicBool::new(false),
@@ -273,10 +274,8 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
     let mut tick: u32 = 0;
     let mut searching = false;
     let mut lifo_polls: u32 = 0;
-    let mut seen = vec![0u32; shared.progress.len()];
     while !shared.is_shutdown() {
         tick = tick.wrapping_add(1);
-        shared.progress[index].0.store(tick, Ordering::Relaxed);
         if tick % EVENT_INTERVAL == 0 {
             if let Some(mut core) = shared.driver.try_lock_core() {
                 set_in_driver(true);
@@ -302,7 +301,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
                     shared.idle.transition_to_searching();
                     continue;
                 }
-                park(&shared, index, &mut searching, &mut seen);
+                park(&shared, index, &mut searching);
             }
         }
     }
@@ -383,7 +382,7 @@ fn steal_others(shared: &Shared, me: usize, dest: &Worker<Runnable>, tick: u32) 
 }
 
 /// Parks worker `index` following the protocol in the module doc (steps 1–6).
-fn park(shared: &Shared, index: usize, searching: &mut bool, seen: &mut [u32]) {
+fn park(shared: &Shared, index: usize, searching: &mut bool) {
     let last = shared.idle.transition_to_parked(index, std::mem::take(searching));
     if shared.has_work() || shared.is_shutdown() {
         if !shared.idle.unidle(index) {
@@ -396,7 +395,7 @@ fn park(shared: &Shared, index: usize, searching: &mut bool, seen: &mut [u32]) {
         // the driver is busy (its holder is waking up), a short condvar sleep and another
         // pass through the loop.
         let mut became_searcher = false;
-        shared.parkers[index].park_split(&shared.driver, None, Some(WATCHDOG_MIN), true, || {
+        shared.parkers[index].park_split(&shared.driver, None, Some(WATCHDOG), true, || {
             became_searcher = !shared.idle.unidle(index);
             set_in_driver(true);
         });
@@ -405,11 +404,9 @@ fn park(shared: &Shared, index: usize, searching: &mut bool, seen: &mut [u32]) {
         return;
     }
     // Another worker is awake and turns the driver between its tasks.
-    let mut timeout = WATCHDOG_MIN;
+    let mut timeout = WATCHDOG;
     loop {
-        for (s, p) in seen.iter_mut().zip(shared.progress.iter()) {
-            *s = p.0.load(Ordering::Relaxed);
-        }
+        let turns = shared.driver.turns();
         shared.parkers[index].park_split(&shared.driver, None, Some(timeout), false, || {});
         if !shared.idle.is_idle(index) {
             // A notifier took this worker off the list: it searches on its behalf.
@@ -422,30 +419,29 @@ fn park(shared: &Shared, index: usize, searching: &mut bool, seen: &mut [u32]) {
             }
             return;
         }
-        if stuck_worker(shared, index, seen) {
+        if shared.idle.all_idle() {
+            // One of the others sleeps in the driver: nothing to watch.
+            timeout = (timeout * 2).min(WATCHDOG_MAX);
+            continue;
+        }
+        timeout = WATCHDOG;
+        if shared.driver.turns() != turns {
+            continue;
+        }
+        // Awake workers, and nobody polled for I/O during the whole sleep. (If the driver
+        // is held, its holder is in `epoll_wait` and sees the I/O: keep sleeping.)
+        if let Some(mut core) = shared.driver.try_lock_core() {
+            // Leave `idle` before delivering, as in step 5.
             if !shared.idle.unidle(index) {
                 *searching = true;
             }
-            if let Some(mut core) = shared.driver.try_lock_core() {
-                // Turn the driver for the stuck worker (events and timers it would see).
-                set_in_driver(true);
-                shared.driver.turn(&mut core, Some(Duration::ZERO), || {});
-                drop(core);
-                end_driver_delivery(shared);
-            }
+            set_in_driver(true);
+            shared.driver.turn(&mut core, Some(Duration::ZERO), || {});
+            drop(core);
+            end_driver_delivery(shared);
             return;
         }
-        timeout = (timeout * 2).min(WATCHDOG_MAX);
     }
-}
-
-/// Whether a worker other than `me` is awake but has not moved its tick since `seen`.
-fn stuck_worker(shared: &Shared, me: usize, seen: &[u32]) -> bool {
-    shared
-        .progress
-        .iter()
-        .enumerate()
-        .any(|(i, p)| i != me && p.0.load(Ordering::Relaxed) == seen[i] && !shared.idle.is_idle(i))
 }
 
 fn set_in_driver(on: bool) {
