@@ -15,7 +15,7 @@ const ALL_CONTENDERS: &[&str] = &["blitz-mt", "blitz-ct", "tokio-mt", "tokio-ct"
 
 const HELP: &str = "bench [--quick] [--rounds N] [--duration SECS] [--warmup SECS]
       [--contenders a,b,...] [--workloads a,b,...] [--idle-conns N] [--no-strace]
-      [--bin-dir DIR] [--out DIR] [--repo DIR]
+      [--slice SECS | --sequential] [--slice-mt SECS] [--ramp-mt SECS] [--bin-dir DIR] [--out DIR] [--repo DIR]
 contenders: blitz-mt blitz-ct tokio-mt tokio-ct mio smol
 workloads:  echo-64-c1 echo-64-c50 echo-64-c500 echo-16k-c50 http-c50 udp-64 unix-64-c1
             churn-c16 idle-mem rt-spawn rt-pingpong rt-timers";
@@ -101,6 +101,16 @@ struct Cfg {
     strace: Option<SysTool>,
     wrk: Option<String>,
     contenders: Vec<String>,
+    /// Slice length (s) of the alternating-slices mode for stream workloads, for the
+    /// single-threaded servers; 0 runs each contender on its own instead
+    /// (`--sequential`).
+    slice: f64,
+    /// Slice and ramp (s) for the multi-thread servers. Their throughput settles only
+    /// after some hundreds of milliseconds under load (tokio's multi-thread runtime
+    /// measured 180k round trips/s in 50 ms slices, 159k after a 100 ms ramp and 146k
+    /// after 500 ms, at 50 connections), so each slice first runs `ramp_mt` unmeasured.
+    slice_mt: f64,
+    ramp_mt: f64,
 }
 
 #[derive(Clone)]
@@ -167,6 +177,9 @@ fn main() {
         },
         wrk,
         contenders,
+        slice: if a.flag("sequential") { 0.0 } else { a.num("slice", 0.05) },
+        slice_mt: a.num("slice-mt", 0.5),
+        ramp_mt: a.num("ramp-mt", 0.5),
     };
     std::fs::create_dir_all(&cfg.out).expect("create output dir");
     let _ = std::fs::create_dir_all("/tmp/bench");
@@ -191,11 +204,39 @@ fn main() {
                 .map(|i| &cfg.contenders[(i + round) % cfg.contenders.len()])
                 .filter(|c| !(matches!(w.kind, Kind::Rt(_)) && c.as_str() == "mio"))
                 .collect();
+            // Stream workloads: every contender's server at once, the load alternating
+            // between them in slices (see `loadgen`'s `sliced_bench`).
+            let mut sliced: Vec<(String, Json)> = Vec::new();
+            if cfg.slice > 0.0 && sliced_workload(w) {
+                let t = Instant::now();
+                // Single-threaded servers in short slices; multi-thread ones in longer
+                // slices behind a ramp (see `Cfg::slice_mt`).
+                let groups: [(Vec<&String>, f64, f64); 2] = [
+                    (cs.iter().copied().filter(|c| single_threaded(c)).collect(), cfg.slice, 0.0),
+                    (cs.iter().copied().filter(|c| !single_threaded(c)).collect(), cfg.slice_mt, cfg.ramp_mt),
+                ];
+                for (group, slice, ramp) in groups {
+                    if group.is_empty() {
+                        continue;
+                    }
+                    match run_sliced(&cfg, w, &group, round, slice, ramp) {
+                        Ok(v) => sliced.extend(v),
+                        Err(e) => {
+                            sliced.extend(group.iter().map(|c| (c.to_string(), Json::new().str("error", e.clone()))))
+                        }
+                    }
+                }
+                eprintln!("[bench] r{round} {:<13} sliced runs ({:.1}s)", w.name, t.elapsed().as_secs_f64());
+            }
             for c in cs {
                 let t = Instant::now();
-                let j = match run_one(&cfg, w, c, round) {
-                    Ok(j) => j,
-                    Err(e) => Json::new().str("error", e),
+                let j = if let Some((_, j)) = sliced.iter().find(|(sc, _)| sc == c) {
+                    j.clone()
+                } else {
+                    match run_one(&cfg, w, c, round) {
+                        Ok(j) => j,
+                        Err(e) => Json::new().str("error", e),
+                    }
                 };
                 let mut line = j.clone();
                 line.set("bench_workload", Val::Str(w.name.to_string()));
@@ -210,7 +251,9 @@ fn main() {
                     t.elapsed().as_secs_f64()
                 );
                 recs.push(Rec { workload: w.name.to_string(), contender: c.clone(), round, j });
-                std::thread::sleep(Duration::from_millis(150));
+                if sliced.is_empty() {
+                    std::thread::sleep(Duration::from_millis(150));
+                }
             }
         }
     }
@@ -421,6 +464,52 @@ fn run_one(cfg: &Cfg, w: &Wl, c: &str, round: usize) -> Result<Json, String> {
             last_json(&run_cmd(cmd, Duration::from_secs(120))?)
         }
     }
+}
+
+/// TCP and Unix stream echo workloads run in alternating slices (not UDP, churn, HTTP,
+/// memory or runtime workloads).
+fn sliced_workload(w: &Wl) -> bool {
+    matches!(w.kind, Kind::Net(_, lw, _, _) if lw == "echo" || lw == "unix")
+}
+
+/// One alternating-slices run: starts a server per contender (all at once), runs one
+/// load generator over all of them, and returns each contender's JSON line.
+fn run_sliced(
+    cfg: &Cfg,
+    w: &Wl,
+    cs: &[&String],
+    round: usize,
+    slice: f64,
+    ramp: f64,
+) -> Result<Vec<(String, Json)>, String> {
+    let Kind::Net(sw, lw, conns, size) = w.kind else { return Err("not a stream workload".into()) };
+    let mut servers = Vec::with_capacity(cs.len());
+    for c in cs {
+        servers.push(start_server(cfg, c, sw, &format!("{}-{c}-{round}", w.name))?);
+    }
+    let mut cmd = Command::new(cfg.bin.join("loadgen"));
+    cmd.args(["--workload", lw, "--cpu", "0"]);
+    cmd.args(["--targets", &servers.iter().map(|s| s.addr.as_str()).collect::<Vec<_>>().join(",")]);
+    cmd.args(["--server-pids", &servers.iter().map(|s| s.child.id().to_string()).collect::<Vec<_>>().join(",")]);
+    cmd.args(["--conns", &conns.to_string(), "--size", &size.to_string()]);
+    cmd.args(["--slice", &slice.to_string(), "--ramp", &ramp.to_string()]);
+    cmd.args(["--duration", &cfg.duration.to_string(), "--warmup", &cfg.warmup.to_string()]);
+    let slices = (cfg.duration / slice).ceil();
+    let limit = Duration::from_secs_f64((cfg.duration + cfg.warmup + slices * ramp + 10.0) * cs.len() as f64 + 60.0);
+    let out = run_cmd(cmd, limit)?;
+    let lines: Vec<Json> = out.lines().filter_map(Json::parse).collect();
+    if let Some(e) = lines.iter().find_map(|j| j.get_str("error")) {
+        return Err(e.to_string());
+    }
+    let mut v = Vec::with_capacity(cs.len());
+    for (t, c) in cs.iter().enumerate() {
+        let j = lines
+            .iter()
+            .find(|j| j.get_num("target") == Some(t as f64))
+            .ok_or_else(|| format!("no result for target {t} ({c})"))?;
+        v.push((c.to_string(), j.clone()));
+    }
+    Ok(v)
 }
 
 fn wrk_run(cfg: &Cfg, wrk: &str, srv: &Server, conns: usize) -> Result<Json, String> {
@@ -832,6 +921,22 @@ fn write_report(cfg: &Cfg, wls: &[Wl], recs: &[Rec], sys: &[(String, String, Jso
         cfg.idle_conns,
         total.as_secs_f64()
     );
+    if cfg.slice > 0.0 {
+        let _ = writeln!(
+            s,
+            "- TCP and Unix echo workloads: **alternating slices**. In each round every contender's server runs at \
+             once and one load generator sends the load to one server at a time, in slices of {} s, rotating the \
+             order each cycle, until each has had {} s (after a {} s warm-up slice each); the others sleep \
+             meanwhile. Each contender's figure is thus spread over the same seconds as the others', so the \
+             machine's slow phases (~45% more CPU per operation for every process) no longer decide the ranking \
+             (same binary against itself: within 2%). A slice starts every connection on a fresh request and ends \
+             by waiting for the replies in flight. The multi-thread servers run in their own sliced run, with \
+             slices of {} s each preceded by {} s of unmeasured load, because their throughput settles only after \
+             some hundreds of milliseconds; their ×mio ratio compares two runs of the same round. UDP, churn, \
+             HTTP and memory runs are one contender at a time.",
+            cfg.slice, cfg.duration, cfg.warmup, cfg.slice_mt, cfg.ramp_mt
+        );
+    }
     let _ = writeln!(
         s,
         "- contenders: {}. `-mt` = multi-thread runtime with 2 workers, `-ct` = current-thread; `mio` = hand-written \

@@ -6,11 +6,16 @@
 //! loadgen --workload <echo|unix|http|udp|churn|idle> [--addr 127.0.0.1:PORT] [--path SOCK]
 //!         [--conns N] [--size BYTES] [--duration SECS] [--warmup SECS] [--pipeline K]
 //!         [--server-pid PID] [--cpu N] [--mode auto|blocking|poll] [--hold SECS]
+//! loadgen --workload <echo|unix|http> --targets A,B,... [--server-pids P,Q,...]
+//!         [--slice SECS] [--ramp SECS] [--conns N] [--size BYTES] [--duration SECS] [--warmup SECS]
 //! ```
 //! Prints one JSON line: throughput (`rps`: round trips, requests or connections per
 //! second), latency percentiles in µs from an HdrHistogram, bytes verified, errors, and
 //! the CPU time used by the load generator and (with `--server-pid`) by the server over
 //! the measured interval.
+//!
+//! With `--targets` (one address, or socket path for `unix`, per server) it runs the
+//! alternating-slices mode (`sliced_bench`) and prints one JSON line per target.
 //!
 //! `idle` opens `--conns` connections, does one verified round trip on each, prints its
 //! JSON line and holds them open until stdin closes (or `--hold` seconds pass).
@@ -26,6 +31,7 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
+#[derive(Clone)]
 struct Opts {
     workload: String,
     addr: Option<SocketAddr>,
@@ -38,6 +44,10 @@ struct Opts {
     server_pid: Option<u32>,
     mode: String,
     hold: Duration,
+    /// Alternating-slices mode: one target per server, see `sliced_bench`.
+    targets: Vec<Target>,
+    slice: Duration,
+    ramp: Duration,
 }
 
 fn main() {
@@ -55,8 +65,25 @@ fn main() {
         server_pid: a.get("server-pid").and_then(|s| s.parse().ok()),
         mode: a.str_or("mode", "auto"),
         hold: Duration::from_secs_f64(a.num("hold", 120.0f64)),
+        targets: parse_targets(&a),
+        slice: Duration::from_secs_f64(a.num("slice", 0.05f64).max(0.01)),
+        ramp: Duration::from_secs_f64(a.num("ramp", 0.0f64).max(0.0)),
     };
-    raise_nofile((o.conns as u64 + 512).max(1024));
+    raise_nofile((o.conns as u64 * o.targets.len().max(1) as u64 + 512).max(1024));
+    if !o.targets.is_empty() {
+        match sliced_bench(&o) {
+            Ok(v) => {
+                for j in v {
+                    println!("{}", j.to_line());
+                }
+            }
+            Err(e) => {
+                println!("{}", Json::new().str("workload", o.workload.clone()).str("error", e.to_string()).to_line());
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     let r = match o.workload.as_str() {
         "echo" | "http" | "unix" => stream_bench(&o),
         "udp" => udp_bench(&o),
@@ -156,34 +183,49 @@ impl Meter {
             (Some(a), Some(b)) => Some(b - a),
             _ => None,
         };
-        let us = |q: f64| self.hist.value_at_quantile(q) as f64 / 1000.0;
-        let mut j = Json::new()
-            .str("workload", o.workload.clone())
-            .num("conns", o.conns as f64)
-            .num("size", o.size as f64)
-            .str("mode", mode)
-            .num("duration_s", dur)
-            .num("round_trips", self.count as f64)
-            .num("total_round_trips", self.total_count as f64)
-            .num("rps", self.count as f64 / dur)
-            .num("mb_s", self.bytes as f64 / dur / 1e6)
-            .num("p50_us", us(0.5))
-            .num("p90_us", us(0.9))
-            .num("p99_us", us(0.99))
-            .num("p999_us", us(0.999))
-            .num("max_us", self.hist.max() as f64 / 1000.0)
-            .num("mean_us", self.hist.mean() / 1000.0)
-            .num("bytes_verified", self.bytes as f64)
-            .num("loadgen_cpu_s", cpu)
-            .num("loadgen_cpu_us_per_rt", if self.count > 0 { cpu * 1e6 / self.count as f64 } else { 0.0 });
-        if let Some(s) = srv {
-            j = j
-                .num("server_cpu_s", s)
-                .num("server_cpu_us_per_rt", if self.count > 0 { s * 1e6 / self.count as f64 } else { 0.0 });
-        }
         let _ = self.start;
-        j
+        result_json(o, mode, dur, self.count, self.total_count, self.bytes, &self.hist, cpu, srv)
     }
+}
+
+/// The JSON line of one measurement (every workload and mode prints these fields).
+#[allow(clippy::too_many_arguments)]
+fn result_json(
+    o: &Opts,
+    mode: &str,
+    dur: f64,
+    count: u64,
+    total_count: u64,
+    bytes: u64,
+    hist: &Histogram<u64>,
+    cpu: f64,
+    srv: Option<f64>,
+) -> Json {
+    let us = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+    let per_rt = |secs: f64| if count > 0 { secs * 1e6 / count as f64 } else { 0.0 };
+    let mut j = Json::new()
+        .str("workload", o.workload.clone())
+        .num("conns", o.conns as f64)
+        .num("size", o.size as f64)
+        .str("mode", mode)
+        .num("duration_s", dur)
+        .num("round_trips", count as f64)
+        .num("total_round_trips", total_count as f64)
+        .num("rps", count as f64 / dur)
+        .num("mb_s", bytes as f64 / dur / 1e6)
+        .num("p50_us", us(0.5))
+        .num("p90_us", us(0.9))
+        .num("p99_us", us(0.99))
+        .num("p999_us", us(0.999))
+        .num("max_us", hist.max() as f64 / 1000.0)
+        .num("mean_us", hist.mean() / 1000.0)
+        .num("bytes_verified", bytes as f64)
+        .num("loadgen_cpu_s", cpu)
+        .num("loadgen_cpu_us_per_rt", per_rt(cpu));
+    if let Some(s) = srv {
+        j = j.num("server_cpu_s", s).num("server_cpu_us_per_rt", per_rt(s));
+    }
+    j
 }
 
 // ---------------------------------------------------------------------------------------
@@ -359,6 +401,162 @@ impl Proto {
     }
 }
 
+/// One connection of the poll loop.
+struct Conn {
+    s: Stream,
+    /// Message number, and the pattern offset of the message in flight.
+    k: u64,
+    off: usize,
+    sent: usize,
+    got: usize,
+    t0: Instant,
+    dead: bool,
+    /// A request is outstanding (false once a reply completes while not running).
+    busy: bool,
+}
+
+impl Conn {
+    fn new(s: Stream, i: usize) -> Conn {
+        Conn { s, k: 0, off: Proto::off(i, 0), sent: 0, got: 0, t0: Instant::now(), dead: false, busy: true }
+    }
+}
+
+/// Where completed round trips go.
+trait Sink {
+    fn record(&mut self, lat: Duration, bytes: u64);
+}
+
+impl Sink for Meter {
+    fn record(&mut self, lat: Duration, bytes: u64) {
+        Meter::record(self, lat, bytes)
+    }
+}
+
+/// Drives connection `i` as far as it goes without blocking; false if it failed.
+///
+/// Edge-triggered, ping-pong: once a reply is complete and the next request is fully
+/// written, the socket cannot hold more reply bytes yet (the server has not seen the
+/// request), and the reply's arrival raises a new edge; so the read that would only
+/// return EAGAIN is skipped (2 system calls per round trip plus a share of epoll_wait).
+/// With `running` false a completed reply starts no new request (`busy` becomes false).
+#[allow(clippy::too_many_arguments)]
+fn drive_conn(
+    proto: &Proto,
+    pipeline: usize,
+    buf: &mut [u8],
+    i: usize,
+    c: &mut Conn,
+    m: &mut dyn Sink,
+    running: bool,
+    errors: &mut u64,
+) -> bool {
+    if !c.busy {
+        return true;
+    }
+    let mut fresh = false;
+    loop {
+        let req = proto.req(c.off);
+        while c.sent < req.len() {
+            match c.s.write(&req[c.sent..]) {
+                Ok(n) => c.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    *errors += 1;
+                    return false;
+                }
+            }
+        }
+        if fresh && c.sent == req.len() {
+            return true;
+        }
+        let exp = proto.exp(c.off);
+        let mut complete = false;
+        loop {
+            let want = (exp.len() - c.got).min(buf.len());
+            if want == 0 {
+                complete = true;
+                break;
+            }
+            match c.s.read(&mut buf[..want]) {
+                Ok(0) => {
+                    *errors += 1;
+                    return false;
+                }
+                Ok(n) => {
+                    if buf[..n] != exp[c.got..c.got + n] {
+                        *errors += 1;
+                        return false;
+                    }
+                    c.got += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    *errors += 1;
+                    return false;
+                }
+            }
+        }
+        if !complete {
+            return true;
+        }
+        let now = Instant::now();
+        let per = proto.per_rt(pipeline);
+        for _ in 0..per {
+            m.record(now - c.t0, exp.len() as u64 / per);
+        }
+        c.k += 1;
+        c.off = Proto::off(i, c.k);
+        c.sent = 0;
+        c.got = 0;
+        c.t0 = now;
+        if !running {
+            c.busy = false;
+            return true;
+        }
+        fresh = true;
+    }
+}
+
+/// One blocking round trip of message `*k` on `s`, recorded into `m`; `Ok(false)` if the
+/// echo was wrong or the connection failed.
+fn blocking_round_trip(
+    proto: &Proto,
+    pipeline: usize,
+    buf: &mut [u8],
+    s: &mut StdStream,
+    k: &mut u64,
+    t0: Instant,
+    m: &mut dyn Sink,
+) -> io::Result<bool> {
+    let off = Proto::off(0, *k);
+    *k += 1;
+    s.write_all(proto.req(off))?;
+    let exp = proto.exp(off);
+    let mut got = 0;
+    while got < exp.len() {
+        let (r, _) = s.rw();
+        let want = (exp.len() - got).min(buf.len());
+        let n = match r.read(&mut buf[..want]) {
+            Ok(0) => return Ok(false),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return Ok(false),
+        };
+        if buf[..n] != exp[got..got + n] {
+            return Ok(false);
+        }
+        got += n;
+    }
+    let now = Instant::now();
+    let per = proto.per_rt(pipeline);
+    for _ in 0..per {
+        m.record(now - t0, exp.len() as u64 / per);
+    }
+    Ok(true)
+}
+
 fn stream_bench(o: &Opts) -> io::Result<Json> {
     let blocking = match o.mode.as_str() {
         "blocking" => true,
@@ -377,39 +575,14 @@ fn stream_bench(o: &Opts) -> io::Result<Json> {
         m = Meter::new(o);
         let mut buf = vec![0u8; 65536];
         let mut k = 0u64;
-        'run: loop {
+        loop {
             let t0 = Instant::now();
             if !m.tick(t0) {
                 break;
             }
-            let off = Proto::off(0, k);
-            k += 1;
-            s.write_all(proto.req(off))?;
-            let exp = proto.exp(off);
-            let mut got = 0;
-            while got < exp.len() {
-                let (r, _) = s.rw();
-                let n = match r.read(&mut buf[..(exp.len() - got).min(65536)]) {
-                    Ok(0) => {
-                        errors += 1;
-                        break 'run;
-                    }
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => {
-                        errors += 1;
-                        break 'run;
-                    }
-                };
-                if buf[..n] != exp[got..got + n] {
-                    errors += 1;
-                    break 'run;
-                }
-                got += n;
-            }
-            let now = Instant::now();
-            for _ in 0..proto.per_rt(o.pipeline) {
-                m.record(now - t0, exp.len() as u64 / proto.per_rt(o.pipeline));
+            if !blocking_round_trip(&proto, o.pipeline, &mut buf, &mut s, &mut k, t0, &mut m)? {
+                errors += 1;
+                break;
             }
         }
         let j = m.finish(o, "blocking");
@@ -418,96 +591,20 @@ fn stream_bench(o: &Opts) -> io::Result<Json> {
         return Ok(j.num("errors", errors as f64));
     }
 
-    struct C {
-        s: Stream,
-        k: u64,
-        off: usize,
-        sent: usize,
-        got: usize,
-        t0: Instant,
-        dead: bool,
-    }
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
     let mut cs = Vec::with_capacity(o.conns);
     for (i, s) in streams.into_iter().enumerate() {
         let mut s = s.into_mio()?;
         poll.registry().register(s.source(), Token(i), Interest::READABLE | Interest::WRITABLE)?;
-        cs.push(C { s, k: 0, off: Proto::off(i, 0), sent: 0, got: 0, t0: Instant::now(), dead: false });
+        cs.push(Conn::new(s, i));
     }
     let mut buf = vec![0u8; 65536];
     m = Meter::new(o);
     let mut running = true;
     let mut alive = cs.len();
-    // drives one connection as far as it goes without blocking
-    // Edge-triggered, ping-pong: once a reply is complete and the next request is fully
-    // written, the socket cannot hold more reply bytes yet (the server has not seen the
-    // request), and the reply's arrival raises a new edge; so the read that would only
-    // return EAGAIN is skipped (2 system calls per round trip plus a share of epoll_wait).
-    let mut drive = |i: usize, c: &mut C, m: &mut Meter, running: bool, errors: &mut u64| -> bool {
-        let mut fresh = false;
-        loop {
-            let req = proto.req(c.off);
-            while c.sent < req.len() {
-                match c.s.write(&req[c.sent..]) {
-                    Ok(n) => c.sent += n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => {
-                        *errors += 1;
-                        return false;
-                    }
-                }
-            }
-            if fresh && c.sent == req.len() {
-                return true;
-            }
-            let exp = proto.exp(c.off);
-            let mut complete = false;
-            loop {
-                let want = (exp.len() - c.got).min(buf.len());
-                if want == 0 {
-                    complete = true;
-                    break;
-                }
-                match c.s.read(&mut buf[..want]) {
-                    Ok(0) => {
-                        *errors += 1;
-                        return false;
-                    }
-                    Ok(n) => {
-                        if buf[..n] != exp[c.got..c.got + n] {
-                            *errors += 1;
-                            return false;
-                        }
-                        c.got += n;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => {
-                        *errors += 1;
-                        return false;
-                    }
-                }
-            }
-            if !complete {
-                return true;
-            }
-            let now = Instant::now();
-            let per = proto.per_rt(o.pipeline);
-            for _ in 0..per {
-                m.record(now - c.t0, exp.len() as u64 / per);
-            }
-            if !running {
-                return true;
-            }
-            c.k += 1;
-            c.off = Proto::off(i, c.k);
-            c.sent = 0;
-            c.got = 0;
-            c.t0 = now;
-            fresh = true;
-        }
+    let mut drive = |i: usize, c: &mut Conn, m: &mut Meter, running: bool, errors: &mut u64| -> bool {
+        drive_conn(&proto, o.pipeline, &mut buf, i, c, m, running, errors)
     };
     for (i, c) in cs.iter_mut().enumerate() {
         c.t0 = Instant::now();
@@ -886,4 +983,309 @@ fn idle(o: &Opts) -> io::Result<Json> {
         set_linger_zero(fd);
     }
     std::process::exit(0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Alternating slices: every server runs at once, the load goes to one at a time.
+// ---------------------------------------------------------------------------------------
+
+/// One server of an alternating-slices run: its address (or socket path) and pid.
+#[derive(Clone)]
+struct Target {
+    at: String,
+    pid: Option<u32>,
+}
+
+/// `--targets A,B,...` with `--server-pids P,Q,...` in the same order.
+fn parse_targets(a: &Args) -> Vec<Target> {
+    let Some(list) = a.get("targets") else { return Vec::new() };
+    let pids: Vec<Option<u32>> =
+        a.get("server-pids").map(|p| p.split(',').map(|x| x.trim().parse().ok()).collect()).unwrap_or_default();
+    list.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .enumerate()
+        .map(|(i, at)| Target { at: at.to_string(), pid: pids.get(i).copied().flatten() })
+        .collect()
+}
+
+/// What one target accumulates over its slices.
+struct Stat {
+    hist: Histogram<u64>,
+    /// In a measured slice (ramp included) / past the slice's ramp.
+    in_slice: bool,
+    on: bool,
+    /// Round trips in measured slices, ramps included (for CPU per round trip).
+    in_slices: u64,
+    count: u64,
+    total: u64,
+    bytes: u64,
+    active: Duration,
+    cpu: f64,
+    errors: u64,
+    slices: u64,
+}
+
+impl Sink for Stat {
+    fn record(&mut self, lat: Duration, bytes: u64) {
+        self.total += 1;
+        if self.in_slice {
+            self.in_slices += 1;
+        }
+        if self.on {
+            self.count += 1;
+            self.bytes += bytes;
+            let _ = self.hist.record((lat.as_nanos() as u64).max(1));
+        }
+    }
+}
+
+/// Alternating slices (`--targets`): the servers of every contender run at the same
+/// time, idle but for the one being measured, and this one process sends the load to one
+/// target at a time in slices of `--slice` seconds, rotating the order each cycle, until
+/// each target has had `--duration` seconds (after a `--warmup` slice each). With
+/// `--ramp R` each slice first runs R seconds unmeasured, so that what is measured is the
+/// server's steady state under load, not its first milliseconds after an idle gap (a
+/// multi-thread runtime takes a few milliseconds to bring its other workers in).
+///
+/// Why: this machine has phases, seconds long, in which every process needs ~45% more
+/// CPU per operation. Runs of 2 s one after the other land in different phases, and the
+/// phase then decides the ranking; slices of 250 ms spread every contender over the same
+/// phases, so the ratios between them are measured on equal terms.
+///
+/// A slice starts every connection of its target on a fresh request, sends requests for
+/// the slice's length, then sends no new ones and waits for the replies in flight (they
+/// count, and so does the time they take). Server CPU is read at the start and end of the
+/// whole measured phase: the other servers sleep while one is measured.
+fn sliced_bench(o: &Opts) -> io::Result<Vec<Json>> {
+    let proto = Proto::new(o);
+    let n = o.targets.len();
+    let blocking = match o.mode.as_str() {
+        "blocking" => true,
+        "poll" => false,
+        _ => o.conns == 1,
+    };
+    let mut sets = Vec::with_capacity(n);
+    for t in &o.targets {
+        let mut ot = o.clone();
+        if o.workload == "unix" {
+            ot.path = t.at.clone();
+        } else {
+            ot.addr = Some(
+                t.at.parse()
+                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("bad target {}", t.at)))?,
+            );
+        }
+        sets.push(connect_batched(&ot, &proto)?);
+    }
+    let mut stats: Vec<Stat> = (0..n)
+        .map(|_| Stat {
+            hist: Histogram::new_with_bounds(1, 120_000_000_000, 3).expect("histogram bounds"),
+            in_slice: false,
+            on: false,
+            in_slices: 0,
+            count: 0,
+            total: 0,
+            bytes: 0,
+            active: Duration::ZERO,
+            cpu: 0.0,
+            errors: 0,
+            slices: 0,
+        })
+        .collect();
+    let mut buf = vec![0u8; 65536];
+    let cycles = (o.duration.as_secs_f64() / o.slice.as_secs_f64()).ceil().max(1.0) as usize;
+    // The schedule: a warm-up slice per target, then `cycles` rotated rounds of slices.
+    let mut plan: Vec<(usize, Duration, bool)> = (0..n).map(|t| (t, o.warmup, false)).collect();
+    for c in 0..cycles {
+        plan.extend((0..n).map(|j| ((j + c) % n, o.ramp + o.slice, true)));
+    }
+    let mut srv0: Vec<Option<f64>> = vec![None; n];
+    let mut dead = vec![0usize; n];
+    let mode = if blocking { "blocking-sliced" } else { "poll-sliced" };
+    if blocking {
+        let mut ss: Vec<StdStream> = Vec::with_capacity(n);
+        for mut v in sets {
+            let s = v.pop().ok_or_else(|| io::Error::other("no connection"))?;
+            s.set_read_timeout(Duration::from_secs(3))?;
+            ss.push(s);
+        }
+        let mut ks = vec![0u64; n];
+        let mut failed = vec![false; n];
+        for (idx, &(t, len, record)) in plan.iter().enumerate() {
+            if record && !plan[idx - 1].2 {
+                srv0 = o.targets.iter().map(|t| t.pid.and_then(proc_cpu_secs)).collect();
+            }
+            if failed[t] || len.is_zero() {
+                continue;
+            }
+            let st = &mut stats[t];
+            st.in_slice = record;
+            st.on = false;
+            let (t0, cpu0) = (Instant::now(), self_cpu_secs());
+            let end = t0 + len;
+            let ramp_end = t0 + o.ramp;
+            let mut t_on = t0;
+            loop {
+                let now = Instant::now();
+                if now >= end {
+                    break;
+                }
+                if record && !st.on && now >= ramp_end {
+                    st.on = true;
+                    t_on = now;
+                }
+                if !blocking_round_trip(&proto, o.pipeline, &mut buf, &mut ss[t], &mut ks[t], now, st)? {
+                    st.errors += 1;
+                    failed[t] = true;
+                    dead[t] = 1;
+                    break;
+                }
+            }
+            if record {
+                st.active += t_on.elapsed();
+                st.cpu += self_cpu_secs() - cpu0;
+                st.slices += 1;
+            }
+            st.in_slice = false;
+            st.on = false;
+        }
+        for s in &mut ss {
+            let (_, fd) = s.rw();
+            set_linger_zero(fd);
+        }
+    } else {
+        let mut poll = Poll::new()?;
+        let mut events = Events::with_capacity(1024);
+        let per = o.conns;
+        let mut cs: Vec<Vec<Conn>> = Vec::with_capacity(n);
+        for (t, v) in sets.into_iter().enumerate() {
+            let mut set = Vec::with_capacity(per);
+            for (i, s) in v.into_iter().enumerate() {
+                let mut s = s.into_mio()?;
+                poll.registry().register(s.source(), Token(t * per + i), Interest::READABLE | Interest::WRITABLE)?;
+                let mut c = Conn::new(s, i);
+                c.busy = false;
+                set.push(c);
+            }
+            cs.push(set);
+        }
+        for (idx, &(t, len, record)) in plan.iter().enumerate() {
+            if record && !plan[idx - 1].2 {
+                srv0 = o.targets.iter().map(|t| t.pid.and_then(proc_cpu_secs)).collect();
+            }
+            if len.is_zero() {
+                continue;
+            }
+            let st = &mut stats[t];
+            st.in_slice = record;
+            st.on = false;
+            let (t0, cpu0) = (Instant::now(), self_cpu_secs());
+            let end = t0 + len;
+            let ramp_end = t0 + o.ramp;
+            let mut t_on = t0;
+            let mut errors = 0u64;
+            let mut busy = 0usize;
+            for (i, c) in cs[t].iter_mut().enumerate() {
+                if c.dead {
+                    continue;
+                }
+                c.busy = true;
+                c.t0 = Instant::now();
+                if !drive_conn(&proto, o.pipeline, &mut buf, i, c, st, true, &mut errors) {
+                    c.dead = true;
+                    dead[t] += 1;
+                } else {
+                    busy += 1;
+                }
+            }
+            // Load for the slice's length, then drain the replies in flight (bounded).
+            let drain_end = end + Duration::from_secs(3);
+            loop {
+                let now = Instant::now();
+                let running = now < end;
+                if busy == 0 || now >= drain_end {
+                    break;
+                }
+                if record && !st.on && now >= ramp_end {
+                    st.on = true;
+                    t_on = now;
+                }
+                let timeout = if running { end - now } else { drain_end - now };
+                if let Err(e) = poll.poll(&mut events, Some(timeout.min(Duration::from_millis(50)))) {
+                    if e.kind() != io::ErrorKind::Interrupted {
+                        return Err(e);
+                    }
+                }
+                let running = Instant::now() < end;
+                for ev in events.iter() {
+                    let (tt, i) = (ev.token().0 / per, ev.token().0 % per);
+                    if tt != t {
+                        continue; // an idle target's connection: nothing in flight
+                    }
+                    let c = &mut cs[t][i];
+                    if c.dead || !c.busy {
+                        continue;
+                    }
+                    if !drive_conn(&proto, o.pipeline, &mut buf, i, c, st, running, &mut errors) {
+                        c.dead = true;
+                        dead[t] += 1;
+                        busy -= 1;
+                        let _ = poll.registry().deregister(c.s.source());
+                    } else if !c.busy {
+                        busy -= 1;
+                    }
+                }
+            }
+            st.errors += errors;
+            if record {
+                st.active += t_on.elapsed();
+                st.cpu += self_cpu_secs() - cpu0;
+                st.slices += 1;
+            }
+            st.in_slice = false;
+            st.on = false;
+            // Anything still in flight after the drain bound is a lost reply.
+            for c in cs[t].iter_mut() {
+                if c.busy && !c.dead {
+                    c.dead = true;
+                    dead[t] += 1;
+                    st.errors += 1;
+                }
+            }
+        }
+        for set in &cs {
+            for c in set {
+                set_linger_zero(c.s.fd());
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(n);
+    for (t, st) in stats.iter().enumerate() {
+        let srv = match (srv0[t], o.targets[t].pid.and_then(proc_cpu_secs)) {
+            (Some(a), Some(b)) => Some(b - a),
+            _ => None,
+        };
+        let dur = st.active.as_secs_f64().max(1e-9);
+        // CPU per round trip counts the ramps' round trips too: the CPU is read over
+        // whole slices.
+        let per_all = st.in_slices as f64 / st.count.max(1) as f64;
+        let j = result_json(
+            o,
+            mode,
+            dur,
+            st.count,
+            st.total,
+            st.bytes,
+            &st.hist,
+            st.cpu / per_all,
+            srv.map(|s| s / per_all),
+        )
+        .num("target", t as f64)
+        .num("slices", st.slices as f64)
+        .num("errors", st.errors as f64)
+        .num("dead_conns", dead[t] as f64);
+        out.push(j);
+    }
+    Ok(out)
 }
