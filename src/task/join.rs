@@ -5,10 +5,10 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
+use std::task::Waker;
 use std::task::{Context, Poll};
 
-use super::owned::OwnedTasks;
 use super::TaskMeta;
 
 type TaskOutput<T> = Result<T, JoinError>;
@@ -42,8 +42,9 @@ pub struct JoinHandle<T> {
     /// Non-null and valid whenever `task` is `Some`: it was taken from that task before
     /// the task was made fallible, and the allocation lives as long as the task handle.
     meta: *const TaskMeta,
-    owned: Option<Arc<OwnedTasks>>,
-    key: usize,
+    /// A waker of the task, to schedule it after setting the abort flag (`None` for
+    /// tasks outside a task table, which cannot be woken to be aborted).
+    waker: Option<Waker>,
 }
 
 // SAFETY: `meta` points into the task allocation, which `task` keeps alive; `TaskMeta` is
@@ -55,24 +56,20 @@ unsafe impl<T: Send> Sync for JoinHandle<T> {}
 impl<T> Unpin for JoinHandle<T> {}
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn new(
-        task: async_task::Task<TaskOutput<T>, TaskMeta>,
-        owned: Arc<OwnedTasks>,
-        key: usize,
-    ) -> JoinHandle<T> {
+    pub(crate) fn new(task: async_task::Task<TaskOutput<T>, TaskMeta>, waker: Option<Waker>) -> JoinHandle<T> {
         let meta: *const TaskMeta = task.metadata();
-        JoinHandle { task: Some(task.fallible()), meta, owned: Some(owned), key }
+        JoinHandle { task: Some(task.fallible()), meta, waker }
     }
 
     /// A handle for a task that could not be spawned (its runtime was shutting down).
     pub(crate) fn cancelled() -> JoinHandle<T> {
-        JoinHandle { task: None, meta: std::ptr::null(), owned: None, key: 0 }
+        JoinHandle { task: None, meta: std::ptr::null(), waker: None }
     }
 
     /// A handle for a task outside any task table (blocking-pool tasks).
     pub(crate) fn unowned(task: async_task::Task<TaskOutput<T>, TaskMeta>) -> JoinHandle<T> {
         let meta: *const TaskMeta = task.metadata();
-        JoinHandle { task: Some(task.fallible()), meta, owned: None, key: 0 }
+        JoinHandle { task: Some(task.fallible()), meta, waker: None }
     }
 
     /// Cancels the task.
@@ -99,11 +96,10 @@ impl<T> JoinHandle<T> {
         // SAFETY: `task` is `Some`, so by the field's invariant `meta` is valid.
         let meta = unsafe { &*self.meta };
         meta.aborted.store(true, Ordering::Release);
-        if let Some(owned) = &self.owned {
-            // Wake outside the table lock: the wake may drop the task.
-            if let Some(waker) = owned.waker(self.key) {
-                waker.wake();
-            }
+        if let Some(waker) = &self.waker {
+            // Schedules the task; the scheduler sees the flag and drops the future. On a
+            // runtime that shut down, the schedule function drops it instead.
+            waker.wake_by_ref();
         }
     }
 
