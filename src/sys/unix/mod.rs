@@ -31,3 +31,13 @@ pub(crate) use syscall;
 
 pub(crate) mod io;
 pub(crate) use self::io::*;
+
+/// CPU time the calling thread has used so far (`CLOCK_THREAD_CPUTIME_ID`), or `None`
+/// where the clock is not available.
+pub(crate) fn thread_cpu_time() -> Option<std::time::Duration> {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call; the clock
+    // id is a constant the platform defines.
+    syscall!(unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) }).ok()?;
+    Some(std::time::Duration::new(u64::try_from(ts.tv_sec).ok()?, u32::try_from(ts.tv_nsec).ok()?))
+}

@@ -1,0 +1,329 @@
+//! The CPU gate: whether a driver batch should be shared with an idle worker, judged
+//! by whether the workers that helped before actually got a CPU.
+//!
+//! # Why
+//!
+//! Sharing a driver batch wakes a second worker. That pays off when a core is free. When
+//! every core is already busy (on the benchmark machine: one worker and the load
+//! generator on two cores), the woken worker does not get a core of its own: it waits on
+//! a run queue and then takes turns with whatever ran there. Measured at 500 connections
+//! (`/proc/<tid>/schedstat`, 2 s of load, `SHARE_BACKLOG` = 128): both workers ran ~50%
+//! of a core and waited for a CPU ~40% as long as they ran, and the load generator was
+//! preempted 7,600 times; with sharing switched off, one worker ran at 100% and waited
+//! 1%, and throughput was 8–20% higher (as the current-thread runtime's). A fixed
+//! threshold cannot tell the two machines apart; the workers' own clocks can.
+//!
+//! # The measure
+//!
+//! A worker woken by a notify (a *helper*) measures its busy stint, from waking to
+//! parking again: wall time and its thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`). A
+//! worker that runs tasks does not block (I/O is non-blocking and driver turns in a busy
+//! loop have a zero timeout), so `wall - cpu` is time it was runnable but not running:
+//! it waited for a CPU. Stints add up into a window of at least [`WINDOW`] of wall time;
+//! then the window is judged:
+//!
+//! * waited more than [`CONTENDED`] of the wall time: the gate **closes** for a backoff
+//!   (starting at [`BACKOFF_MIN`], doubling while it keeps finding contention, up to
+//!   [`BACKOFF_MAX`]); while closed, driver batches stay with the worker that turned the
+//!   driver. The helper that found the contention **retires**: it runs the tasks in its
+//!   own queue, takes no more from other workers' queues, and parks;
+//! * otherwise the backoff goes back to [`BACKOFF_MIN`].
+//!
+//! A helper checks its window at park and every `EVENT_INTERVAL` ticks while it runs,
+//! since a helper that keeps finding tasks to steal may not park for a long time.
+//! (Without retiring, closing the gate alone changed nothing measurable: the two
+//! workers, once both awake, kept stealing each other's batches.)
+//!
+//! When the backoff ends the gate opens by itself: the next batch over the backlog
+//! threshold is shared again, and that helper's stints are the next probe. On a machine
+//! that stays CPU-bound, probing costs one window in every `BACKOFF_MAX`.
+//!
+//! # What it does not touch
+//!
+//! Only driver batches consult the gate. Spawns, wakes from tasks and the injector still
+//! notify at once (they may be long computations that want a core of their own), work
+//! stealing by awake workers is unchanged, and the watchdog still takes over from a
+//! worker stuck in a long poll. A closed gate can therefore make I/O batches wait for
+//! one worker, never strand a task: the park/wake protocol does not depend on it.
+//!
+//! A retiring worker's last look before sleeping (park step 3) checks the injector but
+//! not the other workers' local queues. That is safe because only a worker pushes to
+//! its own local queue and it parks only with that queue empty: a non-empty local queue
+//! has an awake owner that will run it. The one exception is an owner stuck in a long
+//! poll, and that is what the watchdog is for: the retired worker sleeps with the
+//! watchdog timeout, sees that nobody turned the driver, and takes over (no longer
+//! retiring).
+//!
+//! # Races
+//!
+//! The gate is two relaxed atomics; a stale read only shares one batch too many or too
+//! few. Two helpers judging windows at once both close it; the later backoff wins.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+/// Wall time a helper's stints must add up to before they are judged.
+const WINDOW: Duration = Duration::from_millis(5);
+/// Fraction (in 1/256) of a window spent waiting for a CPU above which the gate closes.
+const CONTENDED: u64 = 64; // 25%
+/// First closing time.
+const BACKOFF_MIN: Duration = Duration::from_millis(20);
+/// Longest closing time.
+const BACKOFF_MAX: Duration = Duration::from_millis(1000);
+
+/// Test builds only: judge every window contended, so helpers retire at their first
+/// check (exercises the retiring path of the worker loop deterministically).
+#[cfg(test)]
+pub(crate) static FORCE_CONTENDED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The shared gate of one runtime.
+#[derive(Debug)]
+pub(crate) struct CpuGate {
+    epoch: Instant,
+    /// Closed until this many nanoseconds after `epoch` (0: open).
+    closed_until: AtomicU64,
+    /// Next closing time, in milliseconds.
+    backoff_ms: AtomicU32,
+}
+
+impl CpuGate {
+    pub(crate) fn new() -> CpuGate {
+        CpuGate {
+            epoch: Instant::now(),
+            closed_until: AtomicU64::new(0),
+            backoff_ms: AtomicU32::new(BACKOFF_MIN.as_millis() as u32),
+        }
+    }
+
+    fn nanos(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether a driver batch may be shared now.
+    pub(crate) fn is_open(&self) -> bool {
+        let until = self.closed_until.load(Relaxed);
+        until == 0 || self.nanos(Instant::now()) >= until
+    }
+
+    /// Judges a finished window of `wall` time in which the helper waited `waited`.
+    /// Returns whether the gate closed.
+    pub(crate) fn judge(&self, wall: Duration, waited: Duration, now: Instant) -> bool {
+        let contended = waited.as_nanos() * 256 > wall.as_nanos() * u128::from(CONTENDED);
+        #[cfg(test)]
+        let contended = contended || FORCE_CONTENDED.load(Relaxed);
+        if !contended {
+            self.backoff_ms.store(BACKOFF_MIN.as_millis() as u32, Relaxed);
+            return false;
+        }
+        let backoff = self.backoff_ms.load(Relaxed);
+        self.backoff_ms.store((backoff.saturating_mul(2)).min(BACKOFF_MAX.as_millis() as u32), Relaxed);
+        let until = self.nanos(now).saturating_add(u64::from(backoff) * 1_000_000).max(1);
+        self.closed_until.store(until, Relaxed);
+        true
+    }
+}
+
+/// One worker's measurement of its helper stints.
+#[derive(Debug, Default)]
+pub(crate) struct Stints {
+    /// Start of the part of the current stint not yet counted: wall clock and thread
+    /// CPU time. `None` outside a helper stint.
+    start: Option<(Instant, Duration)>,
+    /// Wall and CPU time counted into the current window so far.
+    wall: Duration,
+    cpu: Duration,
+}
+
+impl Stints {
+    /// A stint starts: the worker was woken by a notify. Reads the thread's CPU clock.
+    pub(crate) fn begin(&mut self) {
+        if let Some(cpu) = crate::sys::thread_cpu_time() {
+            self.start = Some((Instant::now(), cpu));
+        }
+    }
+
+    /// Whether a helper stint is being measured.
+    pub(crate) fn active(&self) -> bool {
+        self.start.is_some()
+    }
+
+    /// Counts the stint so far into the window and judges the window once it is long
+    /// enough. Returns `true` when the window was contended: the helper should stop
+    /// taking other workers' tasks and park once its own are done.
+    pub(crate) fn check(&mut self, gate: &CpuGate) -> bool {
+        let Some((t0, c0)) = self.start else { return false };
+        let Some(c1) = crate::sys::thread_cpu_time() else { return false };
+        let now = Instant::now();
+        self.wall += now.saturating_duration_since(t0);
+        self.cpu += c1.saturating_sub(c0);
+        self.start = Some((now, c1));
+        #[cfg(test)]
+        let forced = FORCE_CONTENDED.load(Relaxed);
+        #[cfg(not(test))]
+        let forced = false;
+        if self.wall < WINDOW && !forced {
+            return false;
+        }
+        let waited = self.wall.saturating_sub(self.cpu);
+        let wall = std::mem::take(&mut self.wall);
+        self.cpu = Duration::ZERO;
+        gate.judge(wall, waited, now)
+    }
+
+    /// The worker parks: counts the stint into the window (judging it if long enough)
+    /// and ends it.
+    pub(crate) fn end(&mut self, gate: &CpuGate) {
+        self.check(gate);
+        self.start = None;
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// The tests of this module run one at a time: one of them sets [`FORCE_CONTENDED`].
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    #[test]
+    fn contention_closes_the_gate_with_a_growing_backoff() {
+        let _serial = serial();
+        let gate = CpuGate::new();
+        assert!(gate.is_open());
+        let now = Instant::now();
+        assert!(!gate.judge(Duration::from_millis(10), Duration::from_millis(1), now), "10% waiting is fine");
+        assert!(gate.is_open());
+        assert!(gate.judge(Duration::from_millis(10), Duration::from_millis(4), now), "40% waiting closes");
+        assert!(!gate.is_open());
+        let first = gate.closed_until.load(Relaxed);
+        assert!(gate.judge(Duration::from_millis(10), Duration::from_millis(4), now));
+        let second = gate.closed_until.load(Relaxed);
+        assert!(second > first, "the backoff doubles while contention lasts");
+        assert!(!gate.judge(Duration::from_millis(10), Duration::ZERO, now));
+        assert_eq!(gate.backoff_ms.load(Relaxed), BACKOFF_MIN.as_millis() as u32, "a good window resets it");
+    }
+
+    #[test]
+    fn the_gate_reopens_by_itself() {
+        let _serial = serial();
+        let gate = CpuGate::new();
+        gate.judge(Duration::from_millis(10), Duration::from_millis(9), Instant::now());
+        assert!(!gate.is_open());
+        // A closing that ended in the past (1 ns after the gate was made) leaves it open.
+        std::thread::sleep(Duration::from_millis(1));
+        gate.closed_until.store(1, Relaxed);
+        assert!(gate.is_open());
+    }
+
+    #[test]
+    fn a_helper_that_does_not_get_a_cpu_retires() {
+        let _serial = serial();
+        let gate = CpuGate::new();
+        let mut s = Stints::default();
+        assert!(!s.check(&gate), "no stint, nothing to judge");
+        s.begin();
+        if !s.active() {
+            return; // no thread CPU clock on this platform
+        }
+        assert!(!s.check(&gate), "a window shorter than WINDOW is not judged");
+        std::thread::sleep(WINDOW + Duration::from_millis(1));
+        assert!(s.check(&gate), "a helper that waited the whole window retires");
+        assert!(s.active(), "the stint goes on until the worker parks");
+        s.end(&gate);
+        assert!(!s.active());
+    }
+
+    #[test]
+    fn stints_measure_waiting_as_wall_minus_cpu() {
+        let _serial = serial();
+        let gate = CpuGate::new();
+        let mut s = Stints::default();
+        // A stint spent sleeping (not running) for longer than a window: all of it waits.
+        s.begin();
+        if s.start.is_none() {
+            return; // no thread CPU clock on this platform
+        }
+        std::thread::sleep(WINDOW + Duration::from_millis(1));
+        s.end(&gate);
+        assert!(!gate.is_open(), "a helper that did not run closes the gate");
+        // A stint spent computing: the CPU clock keeps up with the wall clock.
+        let gate = CpuGate::new();
+        s.begin();
+        let t = Instant::now();
+        let mut x = 0u64;
+        while t.elapsed() < WINDOW + Duration::from_millis(1) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        s.end(&gate);
+        // On a machine too busy to give this thread a CPU the gate may close; the
+        // computing stint must at least have been measured.
+        assert_eq!(s.wall, Duration::ZERO, "the window was judged and reset");
+    }
+
+    /// With every helper retiring at once and the gate always closed, a multi-thread
+    /// runtime still runs everything: I/O on many connections, spawn bursts, tasks
+    /// waking each other. (The retiring path must never strand a task.)
+    #[test]
+    fn retiring_helpers_strand_no_task() {
+        let _serial = serial();
+        FORCE_CONTENDED.store(true, Relaxed);
+        let rt = crate::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let total = rt.block_on(async {
+                let listener = crate::net::TcpListener::bind(crate::net::Address::loopback_v4(0)).expect("bind");
+                let addr = listener.local_addr().expect("addr");
+                crate::task::spawn(async move {
+                    while let Ok(conn) = listener.accept().await {
+                        let mut s = conn.stream;
+                        crate::task::spawn(async move {
+                            let mut buf = [0u8; 64];
+                            while let Ok(n @ 1..) = s.read(&mut buf).await {
+                                if s.write_all(&buf[..n]).await.is_err() {
+                                    break;
+                                }
+                            }
+                        });
+                    }
+                });
+                let mut clients = Vec::new();
+                for c in 0..200u64 {
+                    clients.push(crate::task::spawn(async move {
+                        let mut s = crate::net::TcpStream::connect(addr).await.expect("connect");
+                        let mut sum = 0u64;
+                        for round in 0..20u64 {
+                            let msg = (c * 1000 + round).to_le_bytes();
+                            s.write_all(&msg).await.expect("write");
+                            let mut back = [0u8; 8];
+                            let mut got = 0;
+                            while got < back.len() {
+                                let n = s.read(&mut back[got..]).await.expect("read");
+                                assert!(n > 0, "server closed early");
+                                got += n;
+                            }
+                            assert_eq!(back, msg, "echo of client {c} round {round}");
+                            // A burst of spawned tasks between round trips.
+                            let hs: Vec<_> = (0..8u64).map(|i| crate::task::spawn(async move { i })).collect();
+                            for h in hs {
+                                sum += h.await.expect("task");
+                            }
+                        }
+                        sum
+                    }));
+                }
+                let mut total = 0;
+                for h in clients {
+                    total += h.await.expect("client");
+                }
+                total
+            });
+            let _ = tx.send(total);
+        });
+        let total = rx.recv_timeout(Duration::from_secs(60)).expect("the workload finishes within 60 s");
+        FORCE_CONTENDED.store(false, Relaxed);
+        assert_eq!(total, 200 * 20 * 28, "every spawned task ran and returned its value");
+    }
+}
