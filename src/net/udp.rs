@@ -331,7 +331,10 @@ fn new_socket(domain: Domain) -> io::Result<Socket> {
     Ok(sock)
 }
 
-/// Turns the `(len, sender, truncated)` of `sys::recv_from` into a result.
+/// Turns the `(len, sender, truncated)` of `sys::recv_from` into a result. Called inside
+/// the I/O closure, so that only the small result, not the 136-byte `SockAddr`, travels
+/// out through the readiness layers.
+#[inline]
 fn recv_result((len, addr, truncated): (usize, SockAddr, bool)) -> io::Result<RecvFromResult> {
     Ok(RecvFromResult { len, addr: Address::from_sockaddr(&addr)?, truncated })
 }
@@ -529,7 +532,7 @@ impl UdpSocket {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<Option<RecvFromResult>> {
-        self.io.try_io(Interest::READABLE, |s| sys::recv_from(s.as_fd(), buf, false))?.map(recv_result).transpose()
+        self.io.try_io(Interest::READABLE, |s| sys::recv_from(s.as_fd(), buf, false).and_then(recv_result))
     }
 
     /// Copies the next datagram into `buf` without removing it from the queue, if one is
@@ -563,7 +566,7 @@ impl UdpSocket {
     /// # }).unwrap();
     /// ```
     pub fn try_peek_from(&self, buf: &mut [u8]) -> io::Result<Option<RecvFromResult>> {
-        self.io.try_io(Interest::READABLE, |s| sys::recv_from(s.as_fd(), buf, true))?.map(recv_result).transpose()
+        self.io.try_io(Interest::READABLE, |s| sys::recv_from(s.as_fd(), buf, true).and_then(recv_result))
     }
 
     /// Sends `data` as one datagram to `addr`, waiting for send-buffer space if needed.
@@ -626,8 +629,7 @@ impl UdpSocket {
     /// # }).unwrap();
     /// ```
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<RecvFromResult> {
-        let r = self.io.async_io(Interest::READABLE, |s| sys::recv_from(s.as_fd(), buf, false)).await?;
-        recv_result(r)
+        self.io.async_io(Interest::READABLE, |s| sys::recv_from(s.as_fd(), buf, false).and_then(recv_result)).await
     }
 
     /// Copies the next datagram into `buf`, waiting until one arrives, without removing
@@ -658,8 +660,7 @@ impl UdpSocket {
     /// # }).unwrap();
     /// ```
     pub async fn peek_from(&self, buf: &mut [u8]) -> io::Result<RecvFromResult> {
-        let r = self.io.async_io(Interest::READABLE, |s| sys::recv_from(s.as_fd(), buf, true)).await?;
-        recv_result(r)
+        self.io.async_io(Interest::READABLE, |s| sys::recv_from(s.as_fd(), buf, true).and_then(recv_result)).await
     }
 
     // ===== connected: connect / send / recv =====
@@ -837,9 +838,7 @@ impl UdpSocket {
     /// # }).unwrap();
     /// ```
     pub fn poll_recv_from(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<RecvFromResult>> {
-        self.io
-            .poll_io(cx, Direction::Read, |s| sys::recv_from(s.as_fd(), buf, false), |_| false)
-            .map(|r| r.and_then(recv_result))
+        self.io.poll_io(cx, Direction::Read, |s| sys::recv_from(s.as_fd(), buf, false).and_then(recv_result), |_| false)
     }
 
     /// Polls to send one datagram to `addr` (the poll form of
