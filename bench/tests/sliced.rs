@@ -18,8 +18,12 @@ impl Drop for Server {
 }
 
 fn server(contender: &str) -> Server {
+    server_for(contender, "echo")
+}
+
+fn server_for(contender: &str, workload: &str) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
-        .args(["--contender", contender, "--workload", "echo", "--addr", "127.0.0.1:0", "--exit-on-stdin-eof"])
+        .args(["--contender", contender, "--workload", workload, "--addr", "127.0.0.1:0", "--exit-on-stdin-eof"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -112,6 +116,44 @@ fn sliced_blocking_mode_measures_every_target() {
         check_target(j, t);
         assert_eq!(j.get_str("mode"), Some("blocking-sliced"));
     }
+}
+
+#[test]
+fn sliced_udp_measures_every_target() {
+    let (a, b) = (server_for("mio", "udp"), server_for("mio", "udp"));
+    let targets = format!("{},{}", a.1, b.1);
+    let pids = format!("{},{}", a.0.id(), b.0.id());
+    let js = loadgen(&[
+        "--workload",
+        "udp",
+        "--targets",
+        &targets,
+        "--server-pids",
+        &pids,
+        "--duration",
+        "0.3",
+        "--warmup",
+        "0.05",
+        "--slice",
+        "0.05",
+    ]);
+    assert_eq!(js.len(), 2, "one line per target");
+    for (t, j) in js.iter().enumerate() {
+        check_target(j, t);
+        assert_eq!(j.get_str("mode"), Some("blocking-sliced"));
+        // Loopback loses nothing, but a stalled CI machine can hold a reply past the
+        // 200 ms loss limit: allow a few, never many.
+        let lost = j.get_num("lost").expect("lost is reported");
+        assert!(lost < 5.0, "datagrams lost on loopback: {}", j.to_line());
+    }
+}
+
+#[test]
+fn sliced_udp_wants_one_socket_per_target() {
+    let a = server_for("mio", "udp");
+    let js = loadgen(&["--workload", "udp", "--targets", &a.1, "--conns", "4", "--duration", "0.1"]);
+    assert_eq!(js.len(), 1);
+    assert!(js[0].get_str("error").is_some_and(|e| e.contains("one blocking socket")), "{}", js[0].to_line());
 }
 
 #[test]

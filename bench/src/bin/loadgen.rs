@@ -6,7 +6,7 @@
 //! loadgen --workload <echo|unix|http|udp|churn|idle> [--addr 127.0.0.1:PORT] [--path SOCK]
 //!         [--conns N] [--size BYTES] [--duration SECS] [--warmup SECS] [--pipeline K]
 //!         [--server-pid PID] [--cpu N] [--mode auto|blocking|poll] [--hold SECS]
-//! loadgen --workload <echo|unix|http> --targets A,B,... [--server-pids P,Q,...]
+//! loadgen --workload <echo|unix|http|udp> --targets A,B,... [--server-pids P,Q,...]
 //!         [--slice SECS] [--ramp SECS] [--conns N] [--size BYTES] [--duration SECS] [--warmup SECS]
 //! ```
 //! Prints one JSON line: throughput (`rps`: round trips, requests or connections per
@@ -648,16 +648,76 @@ fn stream_bench(o: &Opts) -> io::Result<Json> {
 // UDP ping-pong: one datagram in flight per socket; 8-byte sequence number + pattern.
 // ---------------------------------------------------------------------------------------
 
+/// Datagram `seq` of socket `sock`: the sequence number, then `size - 8` pattern bytes
+/// at an offset that depends on both.
+fn udp_message(pattern: &[u8], size: usize, sock: usize, seq: u64, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&seq.to_le_bytes());
+    let off = ((sock as u64 * 17 + seq * 7) % 251) as usize;
+    out.extend_from_slice(&pattern[off..off + size - 8]);
+}
+
+/// How long a UDP round trip may take before its datagram counts as lost.
+const UDP_LOST_AFTER: Duration = Duration::from_millis(200);
+
+/// One socket of a blocking UDP run: connected to its server, with its sequence number.
+struct UdpPeer {
+    s: std::net::UdpSocket,
+    seq: u64,
+    msg: Vec<u8>,
+}
+
+impl UdpPeer {
+    fn connect(addr: SocketAddr) -> io::Result<UdpPeer> {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        s.connect(addr)?;
+        s.set_read_timeout(Some(UDP_LOST_AFTER))?;
+        Ok(UdpPeer { s, seq: 0, msg: Vec::new() })
+    }
+
+    /// One verified round trip, recorded into `m`. A reply that does not come within
+    /// [`UDP_LOST_AFTER`] adds to `lost`; `Ok(false)` when the reply is wrong or the
+    /// socket failed.
+    fn round_trip(
+        &mut self,
+        pattern: &[u8],
+        size: usize,
+        buf: &mut [u8],
+        t0: Instant,
+        lost: &mut u64,
+        m: &mut dyn Sink,
+    ) -> io::Result<bool> {
+        self.seq += 1;
+        udp_message(pattern, size, 0, self.seq, &mut self.msg);
+        self.s.send(&self.msg)?;
+        loop {
+            match self.s.recv(buf) {
+                Ok(n) => {
+                    if n >= 8 && buf[..8] != self.seq.to_le_bytes() {
+                        continue; // a late reply to a datagram given up on
+                    }
+                    if buf[..n] != self.msg[..] {
+                        return Ok(false);
+                    }
+                    m.record(t0.elapsed(), size as u64);
+                    return Ok(true);
+                }
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    *lost += 1;
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Ok(false),
+            }
+        }
+    }
+}
+
 fn udp_bench(o: &Opts) -> io::Result<Json> {
     let addr = need_addr(o)?;
     let size = o.size.max(8);
     let pattern: Vec<u8> = (0..size + 256).map(pattern_byte).collect();
-    let make = |sock: usize, seq: u64, out: &mut Vec<u8>| {
-        out.clear();
-        out.extend_from_slice(&seq.to_le_bytes());
-        let off = ((sock as u64 * 17 + seq * 7) % 251) as usize;
-        out.extend_from_slice(&pattern[off..off + size - 8]);
-    };
+    let make = |sock: usize, seq: u64, out: &mut Vec<u8>| udp_message(&pattern, size, sock, seq, out);
     let lost_after = Duration::from_millis(200);
     let mut errors = 0u64;
     let mut lost = 0u64;
@@ -1065,8 +1125,26 @@ fn sliced_bench(o: &Opts) -> io::Result<Vec<Json>> {
         "poll" => false,
         _ => o.conns == 1,
     };
+    let udp = o.workload == "udp";
+    if udp && (o.conns != 1 || o.mode == "poll") {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "sliced UDP runs one blocking socket per target: use --conns 1 and no --mode poll",
+        ));
+    }
+    let udp_size = o.size.max(8);
+    let udp_pattern: Vec<u8> = (0..udp_size + 256).map(pattern_byte).collect();
+    let mut udp_peers = Vec::new();
     let mut sets = Vec::with_capacity(n);
     for t in &o.targets {
+        if udp {
+            let addr =
+                t.at.parse()
+                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("bad target {}", t.at)))?;
+            udp_peers.push(UdpPeer::connect(addr)?);
+            sets.push(Vec::new());
+            continue;
+        }
         let mut ot = o.clone();
         if o.workload == "unix" {
             ot.path = t.at.clone();
@@ -1103,9 +1181,13 @@ fn sliced_bench(o: &Opts) -> io::Result<Vec<Json>> {
     let mut srv0: Vec<Option<f64>> = vec![None; n];
     let mut dead = vec![0usize; n];
     let mode = if blocking { "blocking-sliced" } else { "poll-sliced" };
+    let mut lost = vec![0u64; n];
     if blocking {
         let mut ss: Vec<StdStream> = Vec::with_capacity(n);
         for mut v in sets {
+            if udp {
+                continue;
+            }
             let s = v.pop().ok_or_else(|| io::Error::other("no connection"))?;
             s.set_read_timeout(Duration::from_secs(3))?;
             ss.push(s);
@@ -1135,7 +1217,12 @@ fn sliced_bench(o: &Opts) -> io::Result<Vec<Json>> {
                     st.on = true;
                     t_on = now;
                 }
-                if !blocking_round_trip(&proto, o.pipeline, &mut buf, &mut ss[t], &mut ks[t], now, st)? {
+                let ok = if udp {
+                    udp_peers[t].round_trip(&udp_pattern, udp_size, &mut buf, now, &mut lost[t], st)?
+                } else {
+                    blocking_round_trip(&proto, o.pipeline, &mut buf, &mut ss[t], &mut ks[t], now, st)?
+                };
+                if !ok {
                     st.errors += 1;
                     failed[t] = true;
                     dead[t] = 1;
@@ -1285,6 +1372,7 @@ fn sliced_bench(o: &Opts) -> io::Result<Vec<Json>> {
         .num("slices", st.slices as f64)
         .num("errors", st.errors as f64)
         .num("dead_conns", dead[t] as f64);
+        let j = if udp { j.num("lost", lost[t] as f64) } else { j };
         out.push(j);
     }
     Ok(out)
