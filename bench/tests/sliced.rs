@@ -157,6 +157,35 @@ fn sliced_udp_wants_one_socket_per_target() {
 }
 
 #[test]
+fn sliced_churn_measures_every_target() {
+    let (a, b) = (server("mio"), server("mio"));
+    let targets = format!("{},{}", a.1, b.1);
+    let pids = format!("{},{}", a.0.id(), b.0.id());
+    let js = loadgen(&[
+        "--workload",
+        "churn",
+        "--targets",
+        &targets,
+        "--server-pids",
+        &pids,
+        "--conns",
+        "4",
+        "--duration",
+        "0.3",
+        "--warmup",
+        "0.05",
+        "--slice",
+        "0.05",
+    ]);
+    assert_eq!(js.len(), 2, "one line per target");
+    for (t, j) in js.iter().enumerate() {
+        check_target(j, t);
+        assert_eq!(j.get_str("mode"), Some("poll-sliced"));
+        assert!(j.get_num("server_cpu_us_per_rt").is_some(), "server CPU read from /proc");
+    }
+}
+
+#[test]
 fn a_wrong_echo_is_an_error_not_a_round_trip() {
     // A "server" that echoes every byte plus one: the connection-setup check rejects it.
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -469,7 +469,7 @@ fn run_one(cfg: &Cfg, w: &Wl, c: &str, round: usize) -> Result<Json, String> {
 /// TCP and Unix stream echo workloads run in alternating slices (not UDP, churn, HTTP,
 /// memory or runtime workloads).
 fn sliced_workload(w: &Wl) -> bool {
-    matches!(w.kind, Kind::Net(_, lw, _, _) if lw == "echo" || lw == "unix" || lw == "udp")
+    matches!(w.kind, Kind::Net(_, lw, _, _) if lw == "echo" || lw == "unix" || lw == "udp" || lw == "churn")
 }
 
 /// One alternating-slices run: starts a server per contender (all at once), runs one
@@ -924,7 +924,7 @@ fn write_report(cfg: &Cfg, wls: &[Wl], recs: &[Rec], sys: &[(String, String, Jso
     if cfg.slice > 0.0 {
         let _ = writeln!(
             s,
-            "- TCP, Unix and UDP echo workloads: **alternating slices**. In each round every contender's server runs at \
+            "- TCP, Unix and UDP echo and connection churn: **alternating slices**. In each round every contender's server runs at \
              once and one load generator sends the load to one server at a time, in slices of {} s, rotating the \
              order each cycle, until each has had {} s (after a {} s warm-up slice each); the others sleep \
              meanwhile. Each contender's figure is thus spread over the same seconds as the others', so the \
@@ -932,7 +932,7 @@ fn write_report(cfg: &Cfg, wls: &[Wl], recs: &[Rec], sys: &[(String, String, Jso
              (same binary against itself: within 2%). A slice starts every connection on a fresh request and ends \
              by waiting for the replies in flight. The multi-thread servers run in their own sliced run, with \
              slices of {} s each preceded by {} s of unmeasured load, because their throughput settles only after \
-             some hundreds of milliseconds; their ×mio ratio compares two runs of the same round. Churn, HTTP \
+             some hundreds of milliseconds; their ×mio ratio compares two runs of the same round. HTTP (wrk) \
              and memory runs are one contender at a time.",
             cfg.slice, cfg.duration, cfg.warmup, cfg.slice_mt, cfg.ramp_mt
         );

@@ -6,7 +6,7 @@
 //! loadgen --workload <echo|unix|http|udp|churn|idle> [--addr 127.0.0.1:PORT] [--path SOCK]
 //!         [--conns N] [--size BYTES] [--duration SECS] [--warmup SECS] [--pipeline K]
 //!         [--server-pid PID] [--cpu N] [--mode auto|blocking|poll] [--hold SECS]
-//! loadgen --workload <echo|unix|http|udp> --targets A,B,... [--server-pids P,Q,...]
+//! loadgen --workload <echo|unix|http|udp|churn> --targets A,B,... [--server-pids P,Q,...]
 //!         [--slice SECS] [--ramp SECS] [--conns N] [--size BYTES] [--duration SECS] [--warmup SECS]
 //! ```
 //! Prints one JSON line: throughput (`rps`: round trips, requests or connections per
@@ -71,7 +71,8 @@ fn main() {
     };
     raise_nofile((o.conns as u64 * o.targets.len().max(1) as u64 + 512).max(1024));
     if !o.targets.is_empty() {
-        match sliced_bench(&o) {
+        let r = if o.workload == "churn" { churn_sliced(&o) } else { sliced_bench(&o) };
+        match r {
             Ok(v) => {
                 for j in v {
                     println!("{}", j.to_line());
@@ -847,43 +848,100 @@ fn udp_bench(o: &Opts) -> io::Result<Json> {
 // Connection churn: `--conns` slots, each: connect, one verified round trip, close (RST).
 // ---------------------------------------------------------------------------------------
 
-fn churn_bench(o: &Opts) -> io::Result<Json> {
-    let addr = need_addr(o)?;
-    let msg: Vec<u8> = (0..o.size).map(pattern_byte).collect();
-    struct Slot {
-        s: Option<mio::net::TcpStream>,
-        connected: bool,
-        sent: usize,
-        got: usize,
-        t0: Instant,
+/// One connection slot of the churn workload.
+struct ChurnSlot {
+    s: Option<mio::net::TcpStream>,
+    connected: bool,
+    sent: usize,
+    got: usize,
+    t0: Instant,
+}
+
+impl ChurnSlot {
+    fn new() -> ChurnSlot {
+        ChurnSlot { s: None, connected: false, sent: 0, got: 0, t0: Instant::now() }
     }
-    let mut poll = Poll::new()?;
-    let mut events = Events::with_capacity(1024);
-    let mut errors = 0u64;
-    let open = |poll: &Poll, i: usize, sl: &mut Slot, errors: &mut u64| {
-        sl.t0 = Instant::now();
-        sl.connected = false;
-        sl.sent = 0;
-        sl.got = 0;
+
+    /// Starts a new connection to `addr` in this slot (token `i`); a failed connect
+    /// leaves the slot empty and counts an error.
+    fn open(&mut self, poll: &Poll, addr: SocketAddr, i: usize, errors: &mut u64) {
+        self.t0 = Instant::now();
+        self.connected = false;
+        self.sent = 0;
+        self.got = 0;
+        self.s = None;
         match mio::net::TcpStream::connect(addr) {
             Ok(mut s) => {
                 if poll.registry().register(&mut s, Token(i), Interest::READABLE | Interest::WRITABLE).is_err() {
                     *errors += 1;
-                    sl.s = None;
                 } else {
-                    sl.s = Some(s);
+                    self.s = Some(s);
                 }
             }
-            Err(_) => {
-                *errors += 1;
-                sl.s = None;
+            Err(_) => *errors += 1,
+        }
+    }
+
+    /// Drives the slot after an event: `None` to keep waiting, `Some(true)` when the
+    /// round trip is done and verified, `Some(false)` when it failed.
+    fn step(&mut self, msg: &[u8], buf: &mut [u8]) -> Option<bool> {
+        let s = self.s.as_mut()?;
+        if !self.connected {
+            if let Ok(Some(_)) | Err(_) = s.take_error() {
+                return Some(false);
+            }
+            match s.peer_addr() {
+                Ok(_) => {
+                    self.connected = true;
+                    let _ = s.set_nodelay(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return None,
+                Err(_) => return Some(false),
             }
         }
-    };
-    let mut slots: Vec<Slot> =
-        (0..o.conns).map(|_| Slot { s: None, connected: false, sent: 0, got: 0, t0: Instant::now() }).collect();
+        while self.sent < msg.len() {
+            match s.write(&msg[self.sent..]) {
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Some(false),
+            }
+        }
+        while self.got < msg.len() {
+            match s.read(&mut buf[..msg.len() - self.got]) {
+                Ok(0) => return Some(false),
+                Ok(n) => {
+                    if buf[..n] != msg[self.got..self.got + n] {
+                        return Some(false);
+                    }
+                    self.got += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Some(false),
+            }
+        }
+        Some(true)
+    }
+
+    /// Closes the slot's connection with a reset (no TIME_WAIT pile-up).
+    fn close(&mut self, poll: &Poll) {
+        if let Some(mut s) = self.s.take() {
+            let _ = poll.registry().deregister(&mut s);
+            set_linger_zero(s.as_raw_fd());
+        }
+    }
+}
+
+fn churn_bench(o: &Opts) -> io::Result<Json> {
+    let addr = need_addr(o)?;
+    let msg: Vec<u8> = (0..o.size).map(pattern_byte).collect();
+    let mut poll = Poll::new()?;
+    let mut events = Events::with_capacity(1024);
+    let mut errors = 0u64;
+    let mut slots: Vec<ChurnSlot> = (0..o.conns).map(|_| ChurnSlot::new()).collect();
     for (i, sl) in slots.iter_mut().enumerate() {
-        open(&poll, i, sl, &mut errors);
+        sl.open(&poll, addr, i, &mut errors);
     }
     let mut buf = vec![0u8; 65536];
     let mut m = Meter::new(o);
@@ -895,7 +953,7 @@ fn churn_bench(o: &Opts) -> io::Result<Json> {
         // slots whose connect failed outright are retried here
         for (i, slot) in slots.iter_mut().enumerate() {
             if slot.s.is_none() {
-                open(&poll, i, slot, &mut errors);
+                slot.open(&poll, addr, i, &mut errors);
             }
         }
         if let Err(e) = poll.poll(&mut events, Some(m.poll_timeout(now))) {
@@ -906,67 +964,125 @@ fn churn_bench(o: &Opts) -> io::Result<Json> {
         for ev in events.iter() {
             let i = ev.token().0;
             let sl = &mut slots[i];
-            let Some(s) = sl.s.as_mut() else { continue };
-            // outcome: None = keep waiting, Some(true) = done ok, Some(false) = failed
-            let outcome: Option<bool> = 'drive: {
-                if !sl.connected {
-                    if let Ok(Some(_)) | Err(_) = s.take_error() {
-                        break 'drive Some(false);
-                    }
-                    match s.peer_addr() {
-                        Ok(_) => {
-                            sl.connected = true;
-                            let _ = s.set_nodelay(true);
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::NotConnected => break 'drive None,
-                        Err(_) => break 'drive Some(false),
-                    }
-                }
-                while sl.sent < msg.len() {
-                    match s.write(&msg[sl.sent..]) {
-                        Ok(n) => sl.sent += n,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break 'drive None,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(_) => break 'drive Some(false),
-                    }
-                }
-                while sl.got < msg.len() {
-                    match s.read(&mut buf[..msg.len() - sl.got]) {
-                        Ok(0) => break 'drive Some(false),
-                        Ok(n) => {
-                            if buf[..n] != msg[sl.got..sl.got + n] {
-                                break 'drive Some(false);
-                            }
-                            sl.got += n;
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break 'drive None,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(_) => break 'drive Some(false),
-                    }
-                }
-                Some(true)
-            };
-            if let Some(ok) = outcome {
-                let mut s = sl.s.take().unwrap();
-                let _ = poll.registry().deregister(&mut s);
-                set_linger_zero(s.as_raw_fd());
-                drop(s);
+            if let Some(ok) = sl.step(&msg, &mut buf) {
+                sl.close(&poll);
                 if ok {
                     m.record(sl.t0.elapsed(), msg.len() as u64);
                 } else {
                     errors += 1;
                 }
-                open(&poll, i, sl, &mut errors);
+                sl.open(&poll, addr, i, &mut errors);
             }
         }
     }
     let j = m.finish(o, "poll");
-    for sl in &slots {
-        if let Some(s) = &sl.s {
-            set_linger_zero(s.as_raw_fd());
-        }
+    for sl in &mut slots {
+        sl.close(&poll);
     }
     Ok(j.num("errors", errors as f64))
+}
+
+/// Connection churn in alternating slices (`--workload churn --targets ...`): as
+/// [`sliced_bench`], with `--conns` slots that each connect, do one verified round trip
+/// and close (reset), to the target of the current slice. At the end of a slice no slot
+/// reconnects; the connections in flight finish (bounded) and count.
+fn churn_sliced(o: &Opts) -> io::Result<Vec<Json>> {
+    let n = o.targets.len();
+    let mut addrs = Vec::with_capacity(n);
+    for t in &o.targets {
+        addrs.push(
+            t.at.parse::<SocketAddr>()
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("bad target {}", t.at)))?,
+        );
+    }
+    let msg: Vec<u8> = (0..o.size).map(pattern_byte).collect();
+    let mut poll = Poll::new()?;
+    let mut events = Events::with_capacity(1024);
+    let mut slots: Vec<ChurnSlot> = (0..o.conns).map(|_| ChurnSlot::new()).collect();
+    let mut stats = new_stats(n);
+    let mut buf = vec![0u8; 65536];
+    let plan = slice_plan(o, n);
+    let mut srv0: Vec<Option<f64>> = vec![None; n];
+    let dead = vec![0usize; n];
+    for (idx, &(t, len, record)) in plan.iter().enumerate() {
+        if record && !plan[idx - 1].2 {
+            srv0 = o.targets.iter().map(|t| t.pid.and_then(proc_cpu_secs)).collect();
+        }
+        if len.is_zero() {
+            continue;
+        }
+        let st = &mut stats[t];
+        st.in_slice = record;
+        st.on = false;
+        let (t0, cpu0) = (Instant::now(), self_cpu_secs());
+        let end = t0 + len;
+        let ramp_end = t0 + o.ramp;
+        let drain_end = end + Duration::from_secs(3);
+        let mut t_on = t0;
+        let mut errors = 0u64;
+        for (i, sl) in slots.iter_mut().enumerate() {
+            sl.open(&poll, addrs[t], i, &mut errors);
+        }
+        loop {
+            let now = Instant::now();
+            let running = now < end;
+            let in_flight = slots.iter().filter(|sl| sl.s.is_some()).count();
+            if (!running && in_flight == 0) || now >= drain_end || errors > 10_000 {
+                break;
+            }
+            if record && !st.on && now >= ramp_end {
+                st.on = true;
+                t_on = now;
+            }
+            if running {
+                // slots whose connect failed outright are retried here
+                for (i, sl) in slots.iter_mut().enumerate() {
+                    if sl.s.is_none() {
+                        sl.open(&poll, addrs[t], i, &mut errors);
+                    }
+                }
+            }
+            let timeout = if running { end - now } else { drain_end - now };
+            if let Err(e) = poll.poll(&mut events, Some(timeout.min(Duration::from_millis(50)))) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            let running = Instant::now() < end;
+            for ev in events.iter() {
+                let i = ev.token().0;
+                let sl = &mut slots[i];
+                if let Some(ok) = sl.step(&msg, &mut buf) {
+                    sl.close(&poll);
+                    if ok {
+                        st.record(sl.t0.elapsed(), msg.len() as u64);
+                    } else {
+                        errors += 1;
+                    }
+                    if running {
+                        sl.open(&poll, addrs[t], i, &mut errors);
+                    }
+                }
+            }
+        }
+        // Anything still open after the drain bound is a lost connection.
+        for sl in slots.iter_mut() {
+            if sl.s.is_some() {
+                errors += 1;
+                sl.close(&poll);
+            }
+        }
+        st.errors += errors;
+        if record {
+            st.active += t_on.elapsed();
+            st.cpu += self_cpu_secs() - cpu0;
+            st.slices += 1;
+        }
+        st.in_slice = false;
+        st.on = false;
+    }
+    let extra = vec![Vec::new(); n];
+    Ok(sliced_results(o, "poll-sliced", &stats, &srv0, &dead, &extra))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1100,6 +1216,83 @@ impl Sink for Stat {
     }
 }
 
+impl Stat {
+    fn new() -> Stat {
+        Stat {
+            hist: Histogram::new_with_bounds(1, 120_000_000_000, 3).expect("histogram bounds"),
+            in_slice: false,
+            on: false,
+            in_slices: 0,
+            count: 0,
+            total: 0,
+            bytes: 0,
+            active: Duration::ZERO,
+            cpu: 0.0,
+            errors: 0,
+            slices: 0,
+        }
+    }
+}
+
+fn new_stats(n: usize) -> Vec<Stat> {
+    (0..n).map(|_| Stat::new()).collect()
+}
+
+/// The schedule of a sliced run, as (target, length, measured): a warm-up slice per
+/// target, then rotated rounds of measured slices (ramp included) until each target has
+/// had `--duration`.
+fn slice_plan(o: &Opts, n: usize) -> Vec<(usize, Duration, bool)> {
+    let cycles = (o.duration.as_secs_f64() / o.slice.as_secs_f64()).ceil().max(1.0) as usize;
+    let mut plan: Vec<(usize, Duration, bool)> = (0..n).map(|t| (t, o.warmup, false)).collect();
+    for c in 0..cycles {
+        plan.extend((0..n).map(|j| ((j + c) % n, o.ramp + o.slice, true)));
+    }
+    plan
+}
+
+/// One JSON line per target of a sliced run. `srv0`: each server's CPU seconds when the
+/// measured phase began (read again now); `extra`: per-target fields to add.
+fn sliced_results(
+    o: &Opts,
+    mode: &str,
+    stats: &[Stat],
+    srv0: &[Option<f64>],
+    dead: &[usize],
+    extra: &[Vec<(&'static str, f64)>],
+) -> Vec<Json> {
+    let mut out = Vec::with_capacity(stats.len());
+    for (t, st) in stats.iter().enumerate() {
+        let srv = match (srv0[t], o.targets[t].pid.and_then(proc_cpu_secs)) {
+            (Some(a), Some(b)) => Some(b - a),
+            _ => None,
+        };
+        let dur = st.active.as_secs_f64().max(1e-9);
+        // CPU per round trip counts the ramps' round trips too: the CPU is read over
+        // whole slices.
+        let per_all = st.in_slices as f64 / st.count.max(1) as f64;
+        let mut j = result_json(
+            o,
+            mode,
+            dur,
+            st.count,
+            st.total,
+            st.bytes,
+            &st.hist,
+            st.cpu / per_all,
+            srv.map(|s| s / per_all),
+        )
+        .num("target", t as f64)
+        .num("slices", st.slices as f64)
+        .num("errors", st.errors as f64)
+        .num("dead_conns", dead[t] as f64);
+        for &(k, v) in &extra[t] {
+            j = j.num(k, v);
+        }
+        out.push(j);
+    }
+    out
+}
+
 /// Alternating slices (`--targets`): the servers of every contender run at the same
 /// time, idle but for the one being measured, and this one process sends the load to one
 /// target at a time in slices of `--slice` seconds, rotating the order each cycle, until
@@ -1156,28 +1349,9 @@ fn sliced_bench(o: &Opts) -> io::Result<Vec<Json>> {
         }
         sets.push(connect_batched(&ot, &proto)?);
     }
-    let mut stats: Vec<Stat> = (0..n)
-        .map(|_| Stat {
-            hist: Histogram::new_with_bounds(1, 120_000_000_000, 3).expect("histogram bounds"),
-            in_slice: false,
-            on: false,
-            in_slices: 0,
-            count: 0,
-            total: 0,
-            bytes: 0,
-            active: Duration::ZERO,
-            cpu: 0.0,
-            errors: 0,
-            slices: 0,
-        })
-        .collect();
+    let mut stats = new_stats(n);
     let mut buf = vec![0u8; 65536];
-    let cycles = (o.duration.as_secs_f64() / o.slice.as_secs_f64()).ceil().max(1.0) as usize;
-    // The schedule: a warm-up slice per target, then `cycles` rotated rounds of slices.
-    let mut plan: Vec<(usize, Duration, bool)> = (0..n).map(|t| (t, o.warmup, false)).collect();
-    for c in 0..cycles {
-        plan.extend((0..n).map(|j| ((j + c) % n, o.ramp + o.slice, true)));
-    }
+    let plan = slice_plan(o, n);
     let mut srv0: Vec<Option<f64>> = vec![None; n];
     let mut dead = vec![0usize; n];
     let mode = if blocking { "blocking-sliced" } else { "poll-sliced" };
@@ -1347,33 +1521,7 @@ fn sliced_bench(o: &Opts) -> io::Result<Vec<Json>> {
             }
         }
     }
-    let mut out = Vec::with_capacity(n);
-    for (t, st) in stats.iter().enumerate() {
-        let srv = match (srv0[t], o.targets[t].pid.and_then(proc_cpu_secs)) {
-            (Some(a), Some(b)) => Some(b - a),
-            _ => None,
-        };
-        let dur = st.active.as_secs_f64().max(1e-9);
-        // CPU per round trip counts the ramps' round trips too: the CPU is read over
-        // whole slices.
-        let per_all = st.in_slices as f64 / st.count.max(1) as f64;
-        let j = result_json(
-            o,
-            mode,
-            dur,
-            st.count,
-            st.total,
-            st.bytes,
-            &st.hist,
-            st.cpu / per_all,
-            srv.map(|s| s / per_all),
-        )
-        .num("target", t as f64)
-        .num("slices", st.slices as f64)
-        .num("errors", st.errors as f64)
-        .num("dead_conns", dead[t] as f64);
-        let j = if udp { j.num("lost", lost[t] as f64) } else { j };
-        out.push(j);
-    }
-    Ok(out)
+    let extra: Vec<Vec<(&'static str, f64)>> =
+        (0..n).map(|t| if udp { vec![("lost", lost[t] as f64)] } else { Vec::new() }).collect();
+    Ok(sliced_results(o, mode, &stats, &srv0, &dead, &extra))
 }
