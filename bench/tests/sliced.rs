@@ -62,84 +62,56 @@ fn check_target(j: &Json, t: usize) {
     assert!(j.get_num("duration_s").unwrap_or(0.0) > 0.1, "{}", j.to_line());
 }
 
-#[test]
-fn sliced_poll_mode_measures_every_target() {
-    let (a, b) = (server("mio"), server("mio"));
+/// Two `mio` servers of `server_workload`, one sliced load-generator run of `workload`
+/// over both with `--conns conns` (and `extra` arguments); checks that each target was
+/// measured cleanly and returns the two lines.
+fn two_targets(server_workload: &str, workload: &str, conns: &str, extra: &[&str]) -> Vec<Json> {
+    let (a, b) = (server_for("mio", server_workload), server_for("mio", server_workload));
     let targets = format!("{},{}", a.1, b.1);
     let pids = format!("{},{}", a.0.id(), b.0.id());
-    let js = loadgen(&[
+    let mut args = vec![
         "--workload",
-        "echo",
+        workload,
         "--targets",
         &targets,
         "--server-pids",
         &pids,
         "--conns",
-        "8",
-        "--duration",
-        "0.4",
-        "--warmup",
-        "0.05",
-        "--slice",
-        "0.05",
-        "--ramp",
-        "0.02",
-    ]);
-    assert_eq!(js.len(), 2, "one line per target");
-    for (t, j) in js.iter().enumerate() {
-        check_target(j, t);
-        assert_eq!(j.get_str("mode"), Some("poll-sliced"));
-        assert!(j.get_num("server_cpu_us_per_rt").is_some(), "server CPU read from /proc");
-    }
-}
-
-#[test]
-fn sliced_blocking_mode_measures_every_target() {
-    let (a, b) = (server("mio"), server("mio"));
-    let targets = format!("{},{}", a.1, b.1);
-    let js = loadgen(&[
-        "--workload",
-        "echo",
-        "--targets",
-        &targets,
-        "--conns",
-        "1",
+        conns,
         "--duration",
         "0.3",
         "--warmup",
         "0.05",
         "--slice",
         "0.05",
-    ]);
-    assert_eq!(js.len(), 2, "one line per target");
+    ];
+    args.extend_from_slice(extra);
+    let js = loadgen(&args);
+    assert_eq!(js.len(), 2, "one line per target: {:?}", js.iter().map(Json::to_line).collect::<Vec<_>>());
     for (t, j) in js.iter().enumerate() {
         check_target(j, t);
+        assert!(j.get_num("server_cpu_us_per_rt").is_some(), "server CPU read from /proc: {}", j.to_line());
+    }
+    js
+}
+
+#[test]
+fn sliced_poll_mode_measures_every_target() {
+    for j in two_targets("echo", "echo", "8", &["--ramp", "0.02"]) {
+        assert_eq!(j.get_str("mode"), Some("poll-sliced"));
+    }
+}
+
+#[test]
+fn sliced_blocking_mode_measures_every_target() {
+    for j in two_targets("echo", "echo", "1", &[]) {
         assert_eq!(j.get_str("mode"), Some("blocking-sliced"));
     }
 }
 
 #[test]
 fn sliced_udp_measures_every_target() {
-    let (a, b) = (server_for("mio", "udp"), server_for("mio", "udp"));
-    let targets = format!("{},{}", a.1, b.1);
-    let pids = format!("{},{}", a.0.id(), b.0.id());
-    let js = loadgen(&[
-        "--workload",
-        "udp",
-        "--targets",
-        &targets,
-        "--server-pids",
-        &pids,
-        "--duration",
-        "0.3",
-        "--warmup",
-        "0.05",
-        "--slice",
-        "0.05",
-    ]);
-    assert_eq!(js.len(), 2, "one line per target");
-    for (t, j) in js.iter().enumerate() {
-        check_target(j, t);
+    for j in two_targets("udp", "udp", "1", &[]) {
         assert_eq!(j.get_str("mode"), Some("blocking-sliced"));
         // Loopback loses nothing, but a stalled CI machine can hold a reply past the
         // 200 ms loss limit: allow a few, never many.
@@ -149,40 +121,18 @@ fn sliced_udp_measures_every_target() {
 }
 
 #[test]
+fn sliced_churn_measures_every_target() {
+    for j in two_targets("echo", "churn", "4", &[]) {
+        assert_eq!(j.get_str("mode"), Some("poll-sliced"));
+    }
+}
+
+#[test]
 fn sliced_udp_wants_one_socket_per_target() {
     let a = server_for("mio", "udp");
     let js = loadgen(&["--workload", "udp", "--targets", &a.1, "--conns", "4", "--duration", "0.1"]);
     assert_eq!(js.len(), 1);
     assert!(js[0].get_str("error").is_some_and(|e| e.contains("one blocking socket")), "{}", js[0].to_line());
-}
-
-#[test]
-fn sliced_churn_measures_every_target() {
-    let (a, b) = (server("mio"), server("mio"));
-    let targets = format!("{},{}", a.1, b.1);
-    let pids = format!("{},{}", a.0.id(), b.0.id());
-    let js = loadgen(&[
-        "--workload",
-        "churn",
-        "--targets",
-        &targets,
-        "--server-pids",
-        &pids,
-        "--conns",
-        "4",
-        "--duration",
-        "0.3",
-        "--warmup",
-        "0.05",
-        "--slice",
-        "0.05",
-    ]);
-    assert_eq!(js.len(), 2, "one line per target");
-    for (t, j) in js.iter().enumerate() {
-        check_target(j, t);
-        assert_eq!(j.get_str("mode"), Some("poll-sliced"));
-        assert!(j.get_num("server_cpu_us_per_rt").is_some(), "server CPU read from /proc");
-    }
 }
 
 #[test]

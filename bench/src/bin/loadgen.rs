@@ -1006,19 +1006,16 @@ fn churn_sliced(o: &Opts) -> io::Result<Vec<Json>> {
     let dead = vec![0usize; n];
     for (idx, &(t, len, record)) in plan.iter().enumerate() {
         if record && !plan[idx - 1].2 {
-            srv0 = o.targets.iter().map(|t| t.pid.and_then(proc_cpu_secs)).collect();
+            srv0 = servers_cpu(o);
         }
         if len.is_zero() {
             continue;
         }
         let st = &mut stats[t];
-        st.in_slice = record;
-        st.on = false;
-        let (t0, cpu0) = (Instant::now(), self_cpu_secs());
+        let mut clock = st.begin_slice(record, o.ramp);
+        let t0 = clock.t0;
         let end = t0 + len;
-        let ramp_end = t0 + o.ramp;
         let drain_end = end + Duration::from_secs(3);
-        let mut t_on = t0;
         let mut errors = 0u64;
         for (i, sl) in slots.iter_mut().enumerate() {
             sl.open(&poll, addrs[t], i, &mut errors);
@@ -1030,10 +1027,7 @@ fn churn_sliced(o: &Opts) -> io::Result<Vec<Json>> {
             if (!running && in_flight == 0) || now >= drain_end || errors > 10_000 {
                 break;
             }
-            if record && !st.on && now >= ramp_end {
-                st.on = true;
-                t_on = now;
-            }
+            st.tick(&mut clock, now);
             if running {
                 // slots whose connect failed outright are retried here
                 for (i, sl) in slots.iter_mut().enumerate() {
@@ -1073,13 +1067,7 @@ fn churn_sliced(o: &Opts) -> io::Result<Vec<Json>> {
             }
         }
         st.errors += errors;
-        if record {
-            st.active += t_on.elapsed();
-            st.cpu += self_cpu_secs() - cpu0;
-            st.slices += 1;
-        }
-        st.in_slice = false;
-        st.on = false;
+        st.end_slice(clock);
     }
     let extra = vec![Vec::new(); n];
     Ok(sliced_results(o, "poll-sliced", &stats, &srv0, &dead, &extra))
@@ -1234,6 +1222,50 @@ impl Stat {
     }
 }
 
+/// The clock of one slice (see [`Stat::begin_slice`]).
+struct SliceClock {
+    t0: Instant,
+    cpu0: f64,
+    ramp_end: Instant,
+    /// When measuring began (the ramp's end).
+    t_on: Instant,
+    record: bool,
+}
+
+impl Stat {
+    /// A slice for this target begins; `record`: whether it is measured (after `ramp`).
+    fn begin_slice(&mut self, record: bool, ramp: Duration) -> SliceClock {
+        self.in_slice = record;
+        self.on = false;
+        let t0 = Instant::now();
+        SliceClock { t0, cpu0: self_cpu_secs(), ramp_end: t0 + ramp, t_on: t0, record }
+    }
+
+    /// Starts measuring once the slice's ramp is over.
+    fn tick(&mut self, c: &mut SliceClock, now: Instant) {
+        if c.record && !self.on && now >= c.ramp_end {
+            self.on = true;
+            c.t_on = now;
+        }
+    }
+
+    /// The slice ends: adds its measured time and this process's CPU.
+    fn end_slice(&mut self, c: SliceClock) {
+        if c.record {
+            self.active += c.t_on.elapsed();
+            self.cpu += self_cpu_secs() - c.cpu0;
+            self.slices += 1;
+        }
+        self.in_slice = false;
+        self.on = false;
+    }
+}
+
+/// Each target server's CPU seconds so far (from /proc), where its pid is known.
+fn servers_cpu(o: &Opts) -> Vec<Option<f64>> {
+    o.targets.iter().map(|t| t.pid.and_then(proc_cpu_secs)).collect()
+}
+
 fn new_stats(n: usize) -> Vec<Stat> {
     (0..n).map(|_| Stat::new()).collect()
 }
@@ -1370,27 +1402,21 @@ fn sliced_bench(o: &Opts) -> io::Result<Vec<Json>> {
         let mut failed = vec![false; n];
         for (idx, &(t, len, record)) in plan.iter().enumerate() {
             if record && !plan[idx - 1].2 {
-                srv0 = o.targets.iter().map(|t| t.pid.and_then(proc_cpu_secs)).collect();
+                srv0 = servers_cpu(o);
             }
             if failed[t] || len.is_zero() {
                 continue;
             }
             let st = &mut stats[t];
-            st.in_slice = record;
-            st.on = false;
-            let (t0, cpu0) = (Instant::now(), self_cpu_secs());
+            let mut clock = st.begin_slice(record, o.ramp);
+            let t0 = clock.t0;
             let end = t0 + len;
-            let ramp_end = t0 + o.ramp;
-            let mut t_on = t0;
             loop {
                 let now = Instant::now();
                 if now >= end {
                     break;
                 }
-                if record && !st.on && now >= ramp_end {
-                    st.on = true;
-                    t_on = now;
-                }
+                st.tick(&mut clock, now);
                 let ok = if udp {
                     udp_peers[t].round_trip(&udp_pattern, udp_size, &mut buf, now, &mut lost[t], st)?
                 } else {
@@ -1403,13 +1429,7 @@ fn sliced_bench(o: &Opts) -> io::Result<Vec<Json>> {
                     break;
                 }
             }
-            if record {
-                st.active += t_on.elapsed();
-                st.cpu += self_cpu_secs() - cpu0;
-                st.slices += 1;
-            }
-            st.in_slice = false;
-            st.on = false;
+            st.end_slice(clock);
         }
         for s in &mut ss {
             let (_, fd) = s.rw();
@@ -1433,18 +1453,15 @@ fn sliced_bench(o: &Opts) -> io::Result<Vec<Json>> {
         }
         for (idx, &(t, len, record)) in plan.iter().enumerate() {
             if record && !plan[idx - 1].2 {
-                srv0 = o.targets.iter().map(|t| t.pid.and_then(proc_cpu_secs)).collect();
+                srv0 = servers_cpu(o);
             }
             if len.is_zero() {
                 continue;
             }
             let st = &mut stats[t];
-            st.in_slice = record;
-            st.on = false;
-            let (t0, cpu0) = (Instant::now(), self_cpu_secs());
+            let mut clock = st.begin_slice(record, o.ramp);
+            let t0 = clock.t0;
             let end = t0 + len;
-            let ramp_end = t0 + o.ramp;
-            let mut t_on = t0;
             let mut errors = 0u64;
             let mut busy = 0usize;
             for (i, c) in cs[t].iter_mut().enumerate() {
@@ -1468,10 +1485,7 @@ fn sliced_bench(o: &Opts) -> io::Result<Vec<Json>> {
                 if busy == 0 || now >= drain_end {
                     break;
                 }
-                if record && !st.on && now >= ramp_end {
-                    st.on = true;
-                    t_on = now;
-                }
+                st.tick(&mut clock, now);
                 let timeout = if running { end - now } else { drain_end - now };
                 if let Err(e) = poll.poll(&mut events, Some(timeout.min(Duration::from_millis(50)))) {
                     if e.kind() != io::ErrorKind::Interrupted {
@@ -1499,13 +1513,7 @@ fn sliced_bench(o: &Opts) -> io::Result<Vec<Json>> {
                 }
             }
             st.errors += errors;
-            if record {
-                st.active += t_on.elapsed();
-                st.cpu += self_cpu_secs() - cpu0;
-                st.slices += 1;
-            }
-            st.in_slice = false;
-            st.on = false;
+            st.end_slice(clock);
             // Anything still in flight after the drain bound is a lost reply.
             for c in cs[t].iter_mut() {
                 if c.busy && !c.dead {
