@@ -211,18 +211,42 @@ fn main() {
                 let t = Instant::now();
                 // Single-threaded servers in short slices; multi-thread ones in longer
                 // slices behind a ramp (see `Cfg::slice_mt`).
-                let groups: [(Vec<&String>, f64, f64); 2] = [
-                    (cs.iter().copied().filter(|c| single_threaded(c)).collect(), cfg.slice, 0.0),
-                    (cs.iter().copied().filter(|c| !single_threaded(c)).collect(), cfg.slice_mt, cfg.ramp_mt),
+                // blitz-ct also runs in the multi-thread group, as a reference: blitz-mt's
+                // loss to it is then measured over the same seconds (`ct_same_run_rps`).
+                let mut mt: Vec<&String> = cs.iter().copied().filter(|c| !single_threaded(c)).collect();
+                let reference = cs.iter().copied().find(|c| c.as_str() == "blitz-ct" && !mt.is_empty());
+                mt.extend(reference);
+                let groups: [(Vec<&String>, f64, f64, bool); 2] = [
+                    (cs.iter().copied().filter(|c| single_threaded(c)).collect(), cfg.slice, 0.0, false),
+                    (mt, cfg.slice_mt, cfg.ramp_mt, true),
                 ];
-                for (group, slice, ramp) in groups {
+                let mut ct_ref: Option<Json> = None;
+                for (group, slice, ramp, is_mt) in groups {
                     if group.is_empty() {
                         continue;
                     }
                     match run_sliced(&cfg, w, &group, round, slice, ramp) {
-                        Ok(v) => sliced.extend(v),
-                        Err(e) => {
-                            sliced.extend(group.iter().map(|c| (c.to_string(), Json::new().str("error", e.clone()))))
+                        Ok(v) => {
+                            for (c, j) in v {
+                                if is_mt && single_threaded(&c) {
+                                    ct_ref = Some(j);
+                                } else {
+                                    sliced.push((c, j));
+                                }
+                            }
+                        }
+                        Err(e) => sliced.extend(
+                            group
+                                .iter()
+                                .filter(|c| !(is_mt && single_threaded(c)))
+                                .map(|c| (c.to_string(), Json::new().str("error", e.clone()))),
+                        ),
+                    }
+                }
+                if let Some(rps) = ct_ref.and_then(|j| j.get_num("rps")) {
+                    for (c, j) in sliced.iter_mut() {
+                        if c == "blitz-mt" {
+                            j.set("ct_same_run_rps", Val::Num(rps));
                         }
                     }
                 }
@@ -932,7 +956,8 @@ fn write_report(cfg: &Cfg, wls: &[Wl], recs: &[Rec], sys: &[(String, String, Jso
              (same binary against itself: within 2%). A slice starts every connection on a fresh request and ends \
              by waiting for the replies in flight. The multi-thread servers run in their own sliced run, with \
              slices of {} s each preceded by {} s of unmeasured load, because their throughput settles only after \
-             some hundreds of milliseconds; their ×mio ratio compares two runs of the same round. HTTP (wrk) \
+             some hundreds of milliseconds; their ×mio ratio compares two runs of the same round, and blitz-ct \
+             runs in that group too as a same-run reference for blitz-mt (the line under each table). HTTP (wrk) \
              and memory runs are one contender at a time.",
             cfg.slice, cfg.duration, cfg.warmup, cfg.slice_mt, cfg.ramp_mt
         );
@@ -1072,6 +1097,21 @@ fn write_report(cfg: &Cfg, wls: &[Wl], recs: &[Rec], sys: &[(String, String, Jso
                     }
                 }
             }
+        }
+        // blitz-mt against blitz-ct in the same multi-thread sliced run.
+        let same: Vec<f64> = recs
+            .iter()
+            .filter(|r| r.workload == w.name && r.contender == "blitz-mt")
+            .filter_map(|r| Some(r.j.get_num("rps")? / r.j.get_num("ct_same_run_rps")?))
+            .collect();
+        if let Some(m) = median(&same) {
+            let per: Vec<String> = same.iter().map(|x| format!("{x:.2}")).collect();
+            let _ = writeln!(
+                s,
+                "\nblitz-mt / blitz-ct measured in the same run (blitz-ct as a reference in the multi-thread \
+                 sliced run, same slices and ramp): per round {} (median {m:.2}).",
+                per.join(", ")
+            );
         }
         s.push('\n');
     }
