@@ -19,7 +19,9 @@
 //! parking again: wall time and its thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`). A
 //! worker that runs tasks does not block (I/O is non-blocking and driver turns in a busy
 //! loop have a zero timeout), so `wall - cpu` is time it was runnable but not running:
-//! it waited for a CPU. Stints add up into a window of at least [`WINDOW`] of wall time;
+//! it waited for a CPU. (A task that blocks its worker, against the rules, also counts
+//! as waiting; the worst that does is keep batches on one worker for a while.) Stints
+//! add up into a window of at least [`WINDOW`] of wall time;
 //! then the window is judged:
 //!
 //! * waited more than [`CONTENDED`] of the wall time: the gate **closes** for a backoff
@@ -42,7 +44,7 @@
 //!
 //! Only driver batches consult the gate. Spawns, wakes from tasks and the injector still
 //! notify at once (they may be long computations that want a core of their own), work
-//! stealing by awake workers is unchanged, and the watchdog still takes over from a
+//! stealing by awake workers other than a retiring helper is unchanged, and the watchdog still takes over from a
 //! worker stuck in a long poll. A closed gate can therefore make I/O batches wait for
 //! one worker, never strand a task: the park/wake protocol does not depend on it.
 //!
