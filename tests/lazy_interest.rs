@@ -69,6 +69,11 @@ fn a_udp_socket_that_only_waits_to_read_is_not_watched_for_writing() {
                 server.send_to(&buf[..r.len], r.addr).await.unwrap();
             }
             client.join().unwrap();
+            // Registration happens at the first wait. On a loaded machine every datagram
+            // above may have been queued before its `recv_from` ran, so wait once for
+            // certain (nothing more is sent) before looking at the registration.
+            let quiet = timeout(Duration::from_millis(20), server.recv_from(&mut buf)).await;
+            assert!(quiet.is_err(), "no datagram was sent, so the wait must time out");
             let mask = epoll_mask(server.as_raw_fd()).expect("the server socket is registered with an epoll");
             assert_ne!(mask & EPOLLIN, 0, "not watched for reading: {mask:#x}");
             assert_eq!(mask & EPOLLOUT, 0, "watched for writing although no send ever blocked: {mask:#x}");
