@@ -30,8 +30,8 @@
 //! # Closing
 //!
 //! [`OwnedTasks::close`] sets each shard's `closed` flag under that shard's lock. A spawn
-//! takes its shard lock twice, to reserve a key and, once the task exists, to store its
-//! waker; each time it checks the flag. So a task is either refused (its reserved key
+//! takes its shard lock twice, to reserve a slot and, once the task exists, to store its
+//! waker; each time it checks the flag. So a task is either refused (its reserved slot
 //! freed again) or its waker is in the table before that shard is closed and is among
 //! the wakers `close` returns: no task slips past a shutdown.
 

@@ -21,8 +21,7 @@
 //! loop have a zero timeout), so `wall - cpu` is time it was runnable but not running:
 //! it waited for a CPU. (A task that blocks its worker, against the rules, also counts
 //! as waiting; the worst that does is keep batches on one worker for a while.) Stints
-//! add up into a window of at least [`WINDOW`] of wall time;
-//! then the window is judged:
+//! add up into a window of at least [`WINDOW`] of wall time; then the window is judged:
 //!
 //! * waited more than [`CONTENDED`] of the wall time: the gate **closes** for a backoff
 //!   (starting at [`BACKOFF_MIN`], doubling while it keeps finding contention, up to
@@ -44,8 +43,8 @@
 //!
 //! Only driver batches consult the gate. Spawns, wakes from tasks and the injector still
 //! notify at once (they may be long computations that want a core of their own), work
-//! stealing by awake workers other than a retiring helper is unchanged, and the watchdog still takes over from a
-//! worker stuck in a long poll. A closed gate can therefore make I/O batches wait for
+//! stealing by awake workers other than a retiring helper is unchanged, and the watchdog
+//! still takes over from a worker stuck in a long poll. A closed gate can therefore make I/O batches wait for
 //! one worker, never strand a task: the park/wake protocol does not depend on it.
 //!
 //! A retiring worker's last look before sleeping (park step 3) checks the injector but
@@ -77,6 +76,15 @@ const BACKOFF_MAX: Duration = Duration::from_millis(1000);
 /// check (exercises the retiring path of the worker loop deterministically).
 #[cfg(test)]
 pub(crate) static FORCE_CONTENDED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether a test forces contention (always `false` outside test builds).
+#[inline]
+fn forced() -> bool {
+    #[cfg(test)]
+    return FORCE_CONTENDED.load(Relaxed);
+    #[cfg(not(test))]
+    false
+}
 
 /// The shared gate of one runtime.
 #[derive(Debug)]
@@ -110,9 +118,7 @@ impl CpuGate {
     /// Judges a finished window of `wall` time in which the helper waited `waited`.
     /// Returns whether the gate closed.
     pub(crate) fn judge(&self, wall: Duration, waited: Duration, now: Instant) -> bool {
-        let contended = waited.as_nanos() * 256 > wall.as_nanos() * u128::from(CONTENDED);
-        #[cfg(test)]
-        let contended = contended || FORCE_CONTENDED.load(Relaxed);
+        let contended = forced() || waited.as_nanos() * 256 > wall.as_nanos() * u128::from(CONTENDED);
         if !contended {
             self.backoff_ms.store(BACKOFF_MIN.as_millis() as u32, Relaxed);
             return false;
@@ -159,11 +165,7 @@ impl Stints {
         self.wall += now.saturating_duration_since(t0);
         self.cpu += c1.saturating_sub(c0);
         self.start = Some((now, c1));
-        #[cfg(test)]
-        let forced = FORCE_CONTENDED.load(Relaxed);
-        #[cfg(not(test))]
-        let forced = false;
-        if self.wall < WINDOW && !forced {
+        if self.wall < WINDOW && !forced() {
             return false;
         }
         let waited = self.wall.saturating_sub(self.cpu);

@@ -112,7 +112,11 @@ pub(crate) fn block_on_thread<F: Future>(_driver: &Arc<Driver>, future: F) -> F:
         if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
             return v;
         }
-        // Spin, then park: see `BLOCK_ON_SPIN`.
+        if tw.notified.swap(false, Ordering::AcqRel) {
+            continue;
+        }
+        // Spin, then park: see `BLOCK_ON_SPIN`. (The clock is read only once a wait has
+        // begun: a wake that came during the poll costs nothing here.)
         let spin_start = Instant::now();
         let mut checks = 0u32;
         while !tw.notified.swap(false, Ordering::AcqRel) {

@@ -146,8 +146,8 @@ use crate::runtime::io::Driver;
 use crate::runtime::park::Parker;
 use crate::task::Runnable;
 
-// The file sits beside this one (`scheduler/idle.rs`), declared here so that the
-// extraction stays within this file.
+// The files sit beside this one (`scheduler/cpu_gate.rs`, `scheduler/idle.rs`), declared
+// here so that what was extracted from this file stays private to it.
 #[path = "cpu_gate.rs"]
 mod cpu_gate;
 #[path = "idle.rs"]

@@ -135,11 +135,11 @@ fn retry_eintr<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
 /// glibc's `send` is a thread-cancellation point: once a process has a second thread it
 /// brackets the call with `__pthread_enable_asynccancel`/`disable`, two atomic
 /// read-modify-writes per call, which made every socket operation of the multi-thread
-/// runtime about 25 instructions dearer than the current-thread runtime's (callgrind,
-/// echo benchmark, 50 connections: 1,232 → 1,172 instructions per round trip).
-/// glibc's generic `syscall()` avoids the bracket but shuffles its variadic arguments,
-/// which cost the single-threaded case about 13 instructions per call; the inline form
-/// costs neither. blitz-io never cancels threads, so it has no use for the bracket.
+/// runtime about 25 instructions dearer than the current-thread runtime's. glibc's
+/// generic `syscall()` avoids the bracket but shuffles its variadic arguments, which cost
+/// the single-threaded case about 13 instructions per call; the inline form costs
+/// neither (callgrind, echo benchmark, 50 connections, instructions per round trip:
+/// 2 workers 1,232 → 1,090, current-thread 1,038 → 992). blitz-io never cancels threads, so it has no use for the bracket.
 /// Elsewhere it is libc's `send`.
 ///
 /// # Safety
