@@ -1004,17 +1004,17 @@ fn churn_sliced(o: &Opts) -> io::Result<Vec<Json>> {
     let plan = slice_plan(o, n);
     let mut srv0: Vec<Option<f64>> = vec![None; n];
     let dead = vec![0usize; n];
-    for (idx, &(t, len, record)) in plan.iter().enumerate() {
-        if record && !plan[idx - 1].2 {
+    for s in &plan {
+        let t = s.target;
+        if s.first_measured {
             srv0 = servers_cpu(o);
         }
-        if len.is_zero() {
+        if s.len.is_zero() {
             continue;
         }
         let st = &mut stats[t];
-        let mut clock = st.begin_slice(record, o.ramp);
-        let t0 = clock.t0;
-        let end = t0 + len;
+        let mut clock = st.begin_slice(s, o.ramp);
+        let end = clock.end;
         let drain_end = end + Duration::from_secs(3);
         let mut errors = 0u64;
         for (i, sl) in slots.iter_mut().enumerate() {
@@ -1224,7 +1224,8 @@ impl Stat {
 
 /// The clock of one slice (see [`Stat::begin_slice`]).
 struct SliceClock {
-    t0: Instant,
+    /// When the slice's load stops.
+    end: Instant,
     cpu0: f64,
     ramp_end: Instant,
     /// When measuring began (the ramp's end).
@@ -1233,12 +1234,12 @@ struct SliceClock {
 }
 
 impl Stat {
-    /// A slice for this target begins; `record`: whether it is measured (after `ramp`).
-    fn begin_slice(&mut self, record: bool, ramp: Duration) -> SliceClock {
-        self.in_slice = record;
+    /// Slice `s` of this target begins; it is measured (after `ramp`) if `s.record`.
+    fn begin_slice(&mut self, s: &Slice, ramp: Duration) -> SliceClock {
+        self.in_slice = s.record;
         self.on = false;
         let t0 = Instant::now();
-        SliceClock { t0, cpu0: self_cpu_secs(), ramp_end: t0 + ramp, t_on: t0, record }
+        SliceClock { end: t0 + s.len, cpu0: self_cpu_secs(), ramp_end: t0 + ramp, t_on: t0, record: s.record }
     }
 
     /// Starts measuring once the slice's ramp is over.
@@ -1270,14 +1271,30 @@ fn new_stats(n: usize) -> Vec<Stat> {
     (0..n).map(|_| Stat::new()).collect()
 }
 
-/// The schedule of a sliced run, as (target, length, measured): a warm-up slice per
-/// target, then rotated rounds of measured slices (ramp included) until each target has
-/// had `--duration`.
-fn slice_plan(o: &Opts, n: usize) -> Vec<(usize, Duration, bool)> {
+/// One slice of a sliced run's schedule.
+#[derive(Clone, Copy)]
+struct Slice {
+    target: usize,
+    len: Duration,
+    /// Measured (after the ramp); warm-up slices are not.
+    record: bool,
+    /// The first measured slice: the servers' CPU is read as it starts.
+    first_measured: bool,
+}
+
+/// The schedule of a sliced run: a warm-up slice per target, then rotated rounds of
+/// measured slices (ramp included) until each target has had `--duration`.
+fn slice_plan(o: &Opts, n: usize) -> Vec<Slice> {
     let cycles = (o.duration.as_secs_f64() / o.slice.as_secs_f64()).ceil().max(1.0) as usize;
-    let mut plan: Vec<(usize, Duration, bool)> = (0..n).map(|t| (t, o.warmup, false)).collect();
+    let mut plan: Vec<Slice> =
+        (0..n).map(|t| Slice { target: t, len: o.warmup, record: false, first_measured: false }).collect();
     for c in 0..cycles {
-        plan.extend((0..n).map(|j| ((j + c) % n, o.ramp + o.slice, true)));
+        plan.extend((0..n).map(|j| Slice {
+            target: (j + c) % n,
+            len: o.ramp + o.slice,
+            record: true,
+            first_measured: c == 0 && j == 0,
+        }));
     }
     plan
 }
@@ -1400,17 +1417,17 @@ fn sliced_bench(o: &Opts) -> io::Result<Vec<Json>> {
         }
         let mut ks = vec![0u64; n];
         let mut failed = vec![false; n];
-        for (idx, &(t, len, record)) in plan.iter().enumerate() {
-            if record && !plan[idx - 1].2 {
+        for s in &plan {
+            let t = s.target;
+            if s.first_measured {
                 srv0 = servers_cpu(o);
             }
-            if failed[t] || len.is_zero() {
+            if failed[t] || s.len.is_zero() {
                 continue;
             }
             let st = &mut stats[t];
-            let mut clock = st.begin_slice(record, o.ramp);
-            let t0 = clock.t0;
-            let end = t0 + len;
+            let mut clock = st.begin_slice(s, o.ramp);
+            let end = clock.end;
             loop {
                 let now = Instant::now();
                 if now >= end {
@@ -1451,17 +1468,17 @@ fn sliced_bench(o: &Opts) -> io::Result<Vec<Json>> {
             }
             cs.push(set);
         }
-        for (idx, &(t, len, record)) in plan.iter().enumerate() {
-            if record && !plan[idx - 1].2 {
+        for s in &plan {
+            let t = s.target;
+            if s.first_measured {
                 srv0 = servers_cpu(o);
             }
-            if len.is_zero() {
+            if s.len.is_zero() {
                 continue;
             }
             let st = &mut stats[t];
-            let mut clock = st.begin_slice(record, o.ramp);
-            let t0 = clock.t0;
-            let end = t0 + len;
+            let mut clock = st.begin_slice(s, o.ramp);
+            let end = clock.end;
             let mut errors = 0u64;
             let mut busy = 0usize;
             for (i, c) in cs[t].iter_mut().enumerate() {
