@@ -455,3 +455,45 @@ fn runtime_dropped_inside_another_runtime() {
         assert!(eventually(Duration::from_secs(1), || threads_named(&inner_name) == 0));
     });
 }
+
+/// Tasks still queued on a worker when the runtime shuts down (spawned by a task that
+/// then kept its worker busy past the shutdown) are dropped by `Runtime::drop`, not left
+/// in the worker's deque, which the other workers' stealers keep alive.
+#[test]
+fn drop_cancels_tasks_queued_on_a_busy_worker() {
+    with_timeout(20, || {
+        let rt = build(Flavor::Multi(2), &unique_name("sd-queued"));
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let polled = Arc::new(AtomicUsize::new(0));
+        let blocker_running = Arc::new(AtomicBool::new(false));
+        rt.block_on(async {
+            // B occupies one worker (a blocking sleep), so nobody steals from the other.
+            let running = blocker_running.clone();
+            task::spawn(async move {
+                running.store(true, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(600));
+            });
+            while !blocker_running.load(Ordering::SeqCst) {
+                sleep(Duration::from_millis(1)).await;
+            }
+            // A, on the other worker, queues 1,000 tasks there, then blocks past the
+            // shutdown that starts once this block_on returns.
+            let (dropped, polled) = (dropped.clone(), polled.clone());
+            task::spawn(async move {
+                for _ in 0..1_000 {
+                    let g = DropCount(dropped.clone());
+                    let polled = polled.clone();
+                    task::spawn(async move {
+                        let _g = g;
+                        polled.fetch_add(1, Ordering::SeqCst);
+                        std::future::pending::<()>().await;
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            });
+            sleep(Duration::from_millis(50)).await;
+        });
+        drop(rt);
+        assert_eq!(dropped.load(Ordering::SeqCst), 1_000, "polled before shutdown: {}", polled.load(Ordering::SeqCst));
+    });
+}

@@ -201,7 +201,7 @@ impl Runtime {
             waker.wake();
         }
         if let Scheduler::MultiThread(s) = &inner.scheduler {
-            s.drain_injector();
+            s.drain_queues();
         }
         // 3. Stop the driver.
         inner.driver.shutdown();

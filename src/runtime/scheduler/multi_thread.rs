@@ -131,7 +131,10 @@
 //!   queue. The watchdog (step 6) notices within [`WATCHDOG`] and takes over both.
 //! * **Shutdown.** The flag is set, every worker is unparked; a worker checks the flag at
 //!   the top of its loop and in step 3. Wakes after shutdown drop the task instead of
-//!   queueing it; tasks left in local queues are dropped when the worker exits.
+//!   queueing it; a worker pops and drops the tasks left in its deque when it exits, and
+//!   the runtime, once the workers are joined, drains the injector and every deque
+//!   through the stealers (a deque's buffer is shared with its stealers: dropping the
+//!   `Worker` end alone drops no task).
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -266,14 +269,13 @@ impl Shared {
         self.driver.unpark();
     }
 
-    /// Drops every task still in the injector (after the workers exited).
-    pub(crate) fn drain_injector(&self) {
-        loop {
-            match self.injector.steal() {
-                Steal::Success(r) => drop(r),
-                Steal::Empty => break,
-                Steal::Retry => {}
-            }
+    /// Drops every task still in the injector or in a worker's deque (after the workers
+    /// exited; a worker that did not exit in time, or the worker dropping its own runtime,
+    /// may have left its deque full).
+    pub(crate) fn drain_queues(&self) {
+        drop_all(|| self.injector.steal());
+        for stealer in &self.stealers {
+            drop_all(|| stealer.steal());
         }
     }
 
@@ -336,9 +338,27 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
     if searching {
         shared.idle.transition_from_searching();
     }
-    // Dropping the local state drops the tasks still queued here (cancels them).
+    // Cancel the tasks still queued here. Dropping the deque's `Worker` end would not drop
+    // them: its buffer lives on while `Shared` holds the `Stealer`s, and the tasks' own
+    // schedule functions keep `Shared` alive (a leak, and futures never dropped).
     let local = LOCAL.with(|l| l.borrow_mut().take());
-    drop(local);
+    if let Some(mut local) = local {
+        drop(local.lifo.take());
+        while let Some(r) = local.queue.pop() {
+            drop(r);
+        }
+    }
+}
+
+/// Takes tasks with `steal` and drops them (cancels them) until it finds none.
+fn drop_all(steal: impl Fn() -> Steal<Runnable>) {
+    loop {
+        match steal() {
+            Steal::Success(r) => drop(r),
+            Steal::Empty => break,
+            Steal::Retry => {}
+        }
+    }
 }
 
 fn local_queue_len() -> usize {
