@@ -77,6 +77,12 @@ pub(crate) fn set_for_thread(handle: Option<Handle>) {
     drop(old);
 }
 
+/// Runs `f` with the current runtime's handle, borrowed (no reference count touched);
+/// `None` when this thread has no runtime.
+pub(crate) fn with_current<R>(f: impl FnOnce(&Handle) -> R) -> Option<R> {
+    CURRENT.try_with(|c| c.borrow().as_ref().map(f)).ok().flatten()
+}
+
 /// The current runtime's handle, if any.
 pub(crate) fn current() -> Option<Handle> {
     CURRENT.try_with(|c| c.borrow().clone()).ok().flatten()

@@ -94,6 +94,21 @@ impl Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
+        match self.try_spawn(future) {
+            Ok(handle) => handle,
+            Err(refused) => {
+                drop(refused);
+                JoinHandle::cancelled()
+            }
+        }
+    }
+
+    /// Spawns `future`, or gives it back when the runtime is shutting down.
+    pub(crate) fn try_spawn<F>(&self, future: F) -> Result<JoinHandle<F::Output>, F>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
         self.inner.scheduler.spawn(&self.inner.owned, future)
     }
 

@@ -30,10 +30,10 @@
 //! # Closing
 //!
 //! [`OwnedTasks::close`] sets each shard's `closed` flag under that shard's lock. A spawn
-//! takes its shard lock twice, to reserve a slot and, once the task exists, to store its
-//! waker; each time it checks the flag. So a task is either refused (its reserved slot
-//! freed again) or its waker is in the table before that shard is closed and is among
-//! the wakers `close` returns: no task slips past a shutdown.
+//! holds its shard lock from the check of the flag until the new task's waker is stored.
+//! So a task is either refused (its future handed back, never polled) or its waker is in
+//! the table before that shard is closed and is among the wakers `close` returns: no task
+//! slips past a shutdown.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -111,40 +111,33 @@ fn next_shard() -> usize {
 }
 
 impl OwnedTasks {
-    /// Creates the task for `future` and records it; `None` when the table is closed.
+    /// Creates the task for `future` and records it; gives `future` back when the table
+    /// is closed (the caller drops it outside its own locks and borrows).
     ///
     /// The returned handle holds a waker of the task, for [`JoinHandle::abort`].
-    pub(crate) fn bind<F, S>(&self, future: F, schedule: S) -> Option<(Runnable, JoinHandle<F::Output>)>
+    pub(crate) fn bind<F, S>(&self, future: F, schedule: S) -> Result<(Runnable, JoinHandle<F::Output>), F>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
         S: Fn(Runnable, async_task::ScheduleInfo) + Send + Sync + 'static,
     {
-        let index = next_shard();
-        let shard = &self.shards[index];
-        let slot = {
-            let mut table = shard.lock();
-            if table.closed {
-                return None;
-            }
-            table.reserve()
-        };
+        let shard = &self.shards[next_shard()];
+        // One critical section: check `closed`, reserve the slot, create the task (an
+        // allocation; no user code runs) and store its waker. So a task is either refused
+        // or in the table before its shard can close.
+        let mut table = shard.lock();
+        if table.closed {
+            return Err(future);
+        }
+        let slot = table.reserve();
         let guard = OwnedGuard { shard: shard.clone(), slot };
         let (runnable, task) = async_task::Builder::new()
             .metadata(TaskMeta::default())
             .spawn(|_| super::wrap(future, guard), async_task::WithInfo(schedule));
         let waker = runnable.waker();
-        let mut table = shard.lock();
-        if table.closed {
-            // Closed between the two locks: give the task up. Dropping the runnable drops
-            // the future and with it the guard, which frees the reserved slot.
-            drop(table);
-            drop(runnable);
-            return Some((dummy_runnable(), JoinHandle::new(task, None)));
-        }
         table.slots[slot] = Slot::Task(waker.clone());
         drop(table);
-        Some((runnable, JoinHandle::new(task, Some(waker))))
+        Ok((runnable, JoinHandle::new(task, Some(waker))))
     }
 
     /// Number of live tasks.
@@ -168,14 +161,6 @@ impl OwnedTasks {
         }
         wakers
     }
-}
-
-/// A runnable for a task that was never bound: it completes at once with no effect.
-fn dummy_runnable() -> Runnable {
-    let (runnable, task) =
-        async_task::Builder::new().metadata(TaskMeta::default()).spawn(|_| async {}, |_r: Runnable| {});
-    task.detach();
-    runnable
 }
 
 impl Table {
@@ -232,8 +217,8 @@ mod tests {
     #[test]
     fn entries_are_counted_and_removed() {
         let owned = OwnedTasks::default();
-        let (r1, h1) = owned.bind(async { 1 }, |_r, _i| {}).expect("open table");
-        let (r2, h2) = owned.bind(async { 2 }, |_r, _i| {}).expect("open table");
+        let (r1, h1) = owned.bind(async { 1 }, |_r, _i| {}).ok().expect("open table");
+        let (r2, h2) = owned.bind(async { 2 }, |_r, _i| {}).ok().expect("open table");
         assert_eq!(owned.len(), 2);
         r1.run();
         assert_eq!(owned.len(), 1, "completing a task removes its entry");
@@ -247,7 +232,7 @@ mod tests {
     fn freed_slots_are_reused() {
         let owned = OwnedTasks::default();
         for i in 0..4 * SHARDS {
-            let (r, _h) = owned.bind(async move { i }, |_r, _i| {}).expect("open table");
+            let (r, _h) = owned.bind(async move { i }, |_r, _i| {}).ok().expect("open table");
             r.run();
         }
         let slots: usize = owned.shards.iter().map(|s| s.lock().slots.len()).sum();
@@ -261,7 +246,7 @@ mod tests {
         let (r1, _h1) = owned.bind(std::future::pending::<()>(), |_r, _i| {}).expect("open table");
         let wakers = owned.close();
         assert_eq!(wakers.len(), 1);
-        assert!(owned.bind(async {}, |_r, _i| {}).is_none());
+        assert!(owned.bind(async {}, |_r, _i| {}).is_err());
         drop(r1);
         assert_eq!(owned.len(), 0);
     }

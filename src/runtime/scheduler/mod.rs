@@ -26,7 +26,8 @@ pub(crate) enum Scheduler {
 }
 
 impl Scheduler {
-    pub(crate) fn spawn<F>(&self, owned: &Arc<OwnedTasks>, future: F) -> JoinHandle<F::Output>
+    /// Spawns `future`, or gives it back when the runtime is shutting down.
+    pub(crate) fn spawn<F>(&self, owned: &Arc<OwnedTasks>, future: F) -> Result<JoinHandle<F::Output>, F>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
