@@ -211,16 +211,19 @@ fn main() {
                 let t = Instant::now();
                 // Single-threaded servers in short slices; multi-thread ones in longer
                 // slices behind a ramp (see `Cfg::slice_mt`).
-                // blitz-ct also runs in the multi-thread group, as a reference: blitz-mt's
-                // loss to it is then measured over the same seconds (`ct_same_run_rps`).
+                // Single-threaded contenders also run in the multi-thread group, as
+                // references measured over the same seconds (`mt_references`): each
+                // multi-thread contender's JSON gets `same_run_rps_<reference>`.
                 let mut mt: Vec<&String> = cs.iter().copied().filter(|c| !single_threaded(c)).collect();
-                let reference = cs.iter().copied().find(|c| c.as_str() == "blitz-ct" && !mt.is_empty());
-                mt.extend(reference);
+                if !mt.is_empty() {
+                    let refs = mt_references(w);
+                    mt.extend(cs.iter().copied().filter(|c| refs.contains(&c.as_str())));
+                }
                 let groups: [(Vec<&String>, f64, f64, bool); 2] = [
                     (cs.iter().copied().filter(|c| single_threaded(c)).collect(), cfg.slice, 0.0, false),
                     (mt, cfg.slice_mt, cfg.ramp_mt, true),
                 ];
-                let mut ct_ref: Option<Json> = None;
+                let mut refs_rps: Vec<(String, f64)> = Vec::new();
                 for (group, slice, ramp, is_mt) in groups {
                     if group.is_empty() {
                         continue;
@@ -229,7 +232,7 @@ fn main() {
                         Ok(v) => {
                             for (c, j) in v {
                                 if is_mt && single_threaded(&c) {
-                                    ct_ref = Some(j);
+                                    refs_rps.extend(j.get_num("rps").map(|rps| (c, rps)));
                                 } else {
                                     sliced.push((c, j));
                                 }
@@ -243,11 +246,9 @@ fn main() {
                         ),
                     }
                 }
-                if let Some(rps) = ct_ref.and_then(|j| j.get_num("rps")) {
-                    for (c, j) in sliced.iter_mut() {
-                        if c == "blitz-mt" {
-                            j.set("ct_same_run_rps", Val::Num(rps));
-                        }
+                for (_, j) in sliced.iter_mut().filter(|(c, _)| !single_threaded(c)) {
+                    for (r, rps) in &refs_rps {
+                        j.set(&format!("same_run_rps_{r}"), Val::Num(*rps));
                     }
                 }
                 eprintln!("[bench] r{round} {:<13} sliced runs ({:.1}s)", w.name, t.elapsed().as_secs_f64());
@@ -492,6 +493,17 @@ fn run_one(cfg: &Cfg, w: &Wl, c: &str, round: usize) -> Result<Json, String> {
 
 /// TCP and Unix stream echo workloads run in alternating slices (not UDP, churn, HTTP,
 /// memory or runtime workloads).
+/// The single-threaded contenders that also run, as references, in the multi-thread
+/// sliced group of workload `w`: blitz-ct always (blitz-mt's loss to it); on the 64-byte
+/// echo at 50 and 500 connections, the multi-thread target's workloads, also tokio-ct
+/// (tokio-mt's own loss) and the mio loop (the ceiling in that same measurement).
+fn mt_references(w: &Wl) -> &'static [&'static str] {
+    match w.kind {
+        Kind::Net("echo", "echo", conns, 64) if conns >= 50 => &["blitz-ct", "tokio-ct", "mio"],
+        _ => &["blitz-ct"],
+    }
+}
+
 fn sliced_workload(w: &Wl) -> bool {
     matches!(w.kind, Kind::Net(_, lw, _, _) if lw == "echo" || lw == "unix" || lw == "udp" || lw == "churn")
 }
@@ -956,8 +968,9 @@ fn write_report(cfg: &Cfg, wls: &[Wl], recs: &[Rec], sys: &[(String, String, Jso
              (same binary against itself: within 2%). A slice starts every connection on a fresh request and ends \
              by waiting for the replies in flight. The multi-thread servers run in their own sliced run, with \
              slices of {} s each preceded by {} s of unmeasured load, because their throughput settles only after \
-             some hundreds of milliseconds; their ×mio ratio compares two runs of the same round, and blitz-ct \
-             runs in that group too as a same-run reference for blitz-mt (the line under each table). HTTP (wrk) \
+             some hundreds of milliseconds; their ×mio ratio compares two runs of the same round. blitz-ct runs \
+             in that group too as a same-run reference for blitz-mt, and on the 64-byte echo at 50 and 500 \
+             connections so do tokio-ct and the mio loop (the ratios under each table). HTTP (wrk) \
              and memory runs are one contender at a time.",
             cfg.slice, cfg.duration, cfg.warmup, cfg.slice_mt, cfg.ramp_mt
         );
@@ -1098,19 +1111,42 @@ fn write_report(cfg: &Cfg, wls: &[Wl], recs: &[Rec], sys: &[(String, String, Jso
                 }
             }
         }
-        // blitz-mt against blitz-ct in the same multi-thread sliced run.
-        let same: Vec<f64> = recs
-            .iter()
-            .filter(|r| r.workload == w.name && r.contender == "blitz-mt")
-            .filter_map(|r| Some(r.j.get_num("rps")? / r.j.get_num("ct_same_run_rps")?))
-            .collect();
-        if let Some(m) = median(&same) {
-            let per: Vec<String> = same.iter().map(|x| format!("{x:.2}")).collect();
+        // Multi-thread contenders against the references of the same multi-thread sliced run.
+        let mut same_lines = Vec::new();
+        for (c, r) in [
+            ("blitz-mt", "blitz-ct"),
+            ("tokio-mt", "tokio-ct"),
+            ("blitz-mt", "tokio-mt"),
+            ("blitz-mt", "mio"),
+            ("tokio-mt", "mio"),
+        ] {
+            let key = format!("same_run_rps_{r}");
+            let per_round: Vec<f64> = recs
+                .iter()
+                .filter(|x| x.workload == w.name && x.contender == c)
+                .filter_map(|x| {
+                    let reference = if r.ends_with("-mt") {
+                        recs.iter()
+                            .find(|y| y.workload == w.name && y.contender == r && y.round == x.round)?
+                            .j
+                            .get_num("rps")?
+                    } else {
+                        x.j.get_num(&key)?
+                    };
+                    Some(x.j.get_num("rps")? / reference)
+                })
+                .collect();
+            if let Some(m) = median(&per_round) {
+                let per: Vec<String> = per_round.iter().map(|x| format!("{x:.2}")).collect();
+                same_lines.push(format!("| {c} / {r} | {} | {m:.2} |", per.join(", ")));
+            }
+        }
+        if !same_lines.is_empty() {
             let _ = writeln!(
                 s,
-                "\nblitz-mt / blitz-ct measured in the same run (blitz-ct as a reference in the multi-thread \
-                 sliced run, same slices and ramp): per round {} (median {m:.2}).",
-                per.join(", ")
+                "\nMulti-thread sliced run, ratios from the same run (single-threaded servers take part in it as \
+                 references, same slices and ramp):\n\n| ratio | per round | median |\n|---|---|---|\n{}",
+                same_lines.join("\n")
             );
         }
         s.push('\n');
