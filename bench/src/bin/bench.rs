@@ -253,6 +253,16 @@ fn main() {
                 }
                 eprintln!("[bench] r{round} {:<13} sliced runs ({:.1}s)", w.name, t.elapsed().as_secs_f64());
             }
+            if let (Kind::Http(conns), Some(wrk), true) = (w.kind, &cfg.wrk, cfg.slice > 0.0) {
+                let t = Instant::now();
+                match run_wrk_alternating(&cfg, wrk, &cs, conns, round) {
+                    Ok(v) => sliced = v,
+                    Err(e) => {
+                        sliced = cs.iter().map(|c| (c.to_string(), Json::new().str("error", e.clone()))).collect()
+                    }
+                }
+                eprintln!("[bench] r{round} {:<13} alternating wrk runs ({:.1}s)", w.name, t.elapsed().as_secs_f64());
+            }
             for c in cs {
                 let t = Instant::now();
                 let j = if let Some((_, j)) = sliced.iter().find(|(sc, _)| sc == c) {
@@ -466,13 +476,7 @@ fn run_one(cfg: &Cfg, w: &Wl, c: &str, round: usize) -> Result<Json, String> {
                 }
             };
             if round == 0 {
-                // pipelining check: 16 pipelined requests per write, every response byte verified
-                let mut cmd = loadgen_cmd(cfg, &srv, "http", 4, 64, 0.3, 0.0);
-                cmd.args(["--pipeline", "16"]);
-                let p = last_json(&run_cmd(cmd, limit)?)?;
-                let perr = p.get_num("errors").unwrap_or(1.0) + p.get_num("dead_conns").unwrap_or(0.0);
-                let ok = perr == 0.0 && p.get_num("round_trips").unwrap_or(0.0) > 0.0;
-                j.set("pipeline_check", Val::Str(if ok { "ok".into() } else { format!("FAILED ({perr} errors)") }));
+                j.set("pipeline_check", Val::Str(pipeline_check(cfg, &srv)?));
             }
             Ok(j)
         }
@@ -548,7 +552,8 @@ fn run_sliced(
     Ok(v)
 }
 
-fn wrk_run(cfg: &Cfg, wrk: &str, srv: &Server, conns: usize) -> Result<Json, String> {
+/// Writes wrk's report script (one JSON line at the end of a run) and returns its path.
+fn wrk_script() -> Result<&'static str, String> {
     let script = "/tmp/bench/wrk-report.lua";
     std::fs::write(
         script,
@@ -562,37 +567,110 @@ end
 "#,
     )
     .map_err(|e| e.to_string())?;
+    Ok(script)
+}
+
+/// One wrk run of `secs` seconds against `srv` (wrk on core 0): wrk's JSON line and the
+/// server's CPU seconds over it.
+fn wrk_once(wrk: &str, script: &str, srv: &Server, conns: usize, secs: u64) -> Result<(Json, Option<f64>), String> {
     let url = format!("http://{}/", srv.addr);
-    let mk = |secs: u64| {
-        let mut cmd = Command::new("taskset");
-        cmd.args(["-c", "0", wrk, "-t1", "-c", &conns.to_string(), "-d", &format!("{secs}s"), "-s", script, &url]);
-        cmd
-    };
-    if cfg.warmup >= 0.5 {
-        run_cmd(mk(cfg.warmup.round().max(1.0) as u64), Duration::from_secs(60))?;
-    }
-    let secs = cfg.duration.round().max(1.0) as u64;
+    let mut cmd = Command::new("taskset");
+    cmd.args(["-c", "0", wrk, "-t1", "-c", &conns.to_string(), "-d", &format!("{secs}s"), "-s", script, &url]);
     let cpu0 = proc_cpu_secs(srv.child.id());
-    let out = run_cmd(mk(secs), Duration::from_secs(secs + 60))?;
+    let out = run_cmd(cmd, Duration::from_secs(secs + 60))?;
     let cpu1 = proc_cpu_secs(srv.child.id());
-    let w = last_json(&out)?;
-    let req = w.get_num("requests").unwrap_or(0.0);
-    let dur = w.get_num("duration_us").unwrap_or(1.0) / 1e6;
+    Ok((last_json(&out)?, cpu0.zip(cpu1).map(|(a, b)| b - a)))
+}
+
+/// The result line of an HTTP measurement from wrk's per-run JSON lines: requests and
+/// time summed; latency percentiles are the request-weighted mean of the runs' own.
+fn wrk_result(conns: usize, runs: &[(Json, Option<f64>)]) -> Json {
+    let sum = |k: &str| runs.iter().map(|(w, _)| w.get_num(k).unwrap_or(0.0)).sum::<f64>();
+    let req = sum("requests");
+    let dur = sum("duration_us") / 1e6;
     let mut j = Json::new()
         .str("workload", "http")
         .str("loadgen", "wrk")
         .num("conns", conns as f64)
         .num("duration_s", dur)
         .num("round_trips", req)
-        .num("rps", req / dur)
-        .num("mb_s", w.get_num("bytes").unwrap_or(0.0) / dur / 1e6);
-    for k in ["p50_us", "p90_us", "p99_us", "p999_us", "max_us", "mean_us", "errors"] {
-        j = j.num(k, w.get_num(k).unwrap_or(f64::NAN));
+        .num("rps", if dur > 0.0 { req / dur } else { 0.0 })
+        .num("mb_s", if dur > 0.0 { sum("bytes") / dur / 1e6 } else { 0.0 })
+        .num("errors", sum("errors"));
+    for k in ["p50_us", "p90_us", "p99_us", "p999_us", "mean_us"] {
+        let weighted = runs
+            .iter()
+            .map(|(w, _)| w.get_num(k).unwrap_or(f64::NAN) * w.get_num("requests").unwrap_or(0.0))
+            .sum::<f64>();
+        j = j.num(k, if req > 0.0 { weighted / req } else { f64::NAN });
     }
-    if let (Some(a), Some(b)) = (cpu0, cpu1) {
-        j = j.num("server_cpu_s", b - a).num("server_cpu_us_per_rt", if req > 0.0 { (b - a) * 1e6 / req } else { 0.0 });
+    j = j.num("max_us", runs.iter().map(|(w, _)| w.get_num("max_us").unwrap_or(f64::NAN)).fold(f64::NAN, f64::max));
+    if runs.iter().all(|(_, cpu)| cpu.is_some()) {
+        let cpu: f64 = runs.iter().filter_map(|(_, c)| *c).sum();
+        j = j.num("server_cpu_s", cpu).num("server_cpu_us_per_rt", if req > 0.0 { cpu * 1e6 / req } else { 0.0 });
     }
-    Ok(j)
+    j.num("slices", runs.len() as f64)
+}
+
+fn wrk_run(cfg: &Cfg, wrk: &str, srv: &Server, conns: usize) -> Result<Json, String> {
+    let script = wrk_script()?;
+    if cfg.warmup >= 0.5 {
+        wrk_once(wrk, script, srv, conns, cfg.warmup.round().max(1.0) as u64)?;
+    }
+    let secs = cfg.duration.round().max(1.0) as u64;
+    Ok(wrk_result(conns, &[wrk_once(wrk, script, srv, conns, secs)?]))
+}
+
+/// HTTP under wrk in alternating 1-second runs: every contender's server at once, one wrk
+/// run per server in turn (order rotated each cycle) until each had `duration` seconds,
+/// after a warm-up run each. wrk cannot switch targets inside a run, so the slices are
+/// wrk's shortest run (1 s) rather than the load generator's 50 ms; that still spreads
+/// each contender over the same seconds as the others. In round 0 each server also
+/// gets the pipelining check.
+fn run_wrk_alternating(
+    cfg: &Cfg,
+    wrk: &str,
+    cs: &[&String],
+    conns: usize,
+    round: usize,
+) -> Result<Vec<(String, Json)>, String> {
+    let script = wrk_script()?;
+    let mut servers = Vec::with_capacity(cs.len());
+    for c in cs {
+        servers.push(start_server(cfg, c, "http", &format!("http-{c}-{round}"))?);
+    }
+    if cfg.warmup >= 0.5 {
+        for srv in &servers {
+            wrk_once(wrk, script, srv, conns, 1)?;
+        }
+    }
+    let cycles = cfg.duration.round().max(1.0) as usize;
+    let mut runs: Vec<Vec<(Json, Option<f64>)>> = vec![Vec::new(); servers.len()];
+    for k in 0..cycles {
+        for i in 0..servers.len() {
+            let t = (i + k) % servers.len();
+            runs[t].push(wrk_once(wrk, script, &servers[t], conns, 1)?);
+        }
+    }
+    let mut v = Vec::with_capacity(cs.len());
+    for ((c, srv), r) in cs.iter().zip(&servers).zip(&runs) {
+        let mut j = wrk_result(conns, r).str("mode", "wrk-alternating");
+        if round == 0 {
+            j.set("pipeline_check", Val::Str(pipeline_check(cfg, srv)?));
+        }
+        v.push((c.to_string(), j));
+    }
+    Ok(v)
+}
+
+/// 16 pipelined requests per write on 4 connections, every response byte verified.
+fn pipeline_check(cfg: &Cfg, srv: &Server) -> Result<String, String> {
+    let mut cmd = loadgen_cmd(cfg, srv, "http", 4, 64, 0.3, 0.0);
+    cmd.args(["--pipeline", "16"]);
+    let p = last_json(&run_cmd(cmd, Duration::from_secs(60))?)?;
+    let perr = p.get_num("errors").unwrap_or(1.0) + p.get_num("dead_conns").unwrap_or(0.0);
+    let ok = perr == 0.0 && p.get_num("round_trips").unwrap_or(0.0) > 0.0;
+    Ok(if ok { "ok".into() } else { format!("FAILED ({perr} errors)") })
 }
 
 fn idle_run(cfg: &Cfg, c: &str, tag: &str) -> Result<Json, String> {
@@ -970,8 +1048,10 @@ fn write_report(cfg: &Cfg, wls: &[Wl], recs: &[Rec], sys: &[(String, String, Jso
              slices of {} s each preceded by {} s of unmeasured load, because their throughput settles only after \
              some hundreds of milliseconds; their ×mio ratio compares two runs of the same round. blitz-ct runs \
              in that group too as a same-run reference for blitz-mt, and on the 64-byte echo at 50 and 500 \
-             connections so do tokio-ct and the mio loop (the ratios under each table). HTTP (wrk) \
-             and memory runs are one contender at a time.",
+             connections so do tokio-ct and the mio loop (the ratios under each table). HTTP runs \
+             alternate too, at wrk's granularity: every server at once, 1-second wrk runs against each in \
+             turn (latency percentiles there are the request-weighted mean of the runs' own). Memory runs are one \
+             contender at a time.",
             cfg.slice, cfg.duration, cfg.warmup, cfg.slice_mt, cfg.ramp_mt
         );
     }
