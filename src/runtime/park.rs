@@ -133,7 +133,10 @@ impl Parker {
         may_drive: bool,
         after_wake: impl FnOnce(),
     ) {
-        if self.state.compare_exchange(NOTIFIED, EMPTY, SeqCst, SeqCst).is_ok() {
+        // Look before the compare-exchange: a failed one costs as much as a successful
+        // one, and most parks find no pending unpark. One landing just after the look is
+        // caught by `before_wait` (or by the condvar path's own check).
+        if self.state.load(SeqCst) == NOTIFIED && self.state.compare_exchange(NOTIFIED, EMPTY, SeqCst, SeqCst).is_ok() {
             after_wake();
             return;
         }

@@ -206,7 +206,9 @@ impl Driver {
         let timeout = self.time.park_timeout(timeout);
         let Core { poll, events, wake } = core;
         let res = poll.poll(events, timeout);
-        self.turns.fetch_add(1, Ordering::Relaxed);
+        // Only the holder of `core` writes the count: a plain load and store, no
+        // read-modify-write (a locked instruction on every turn).
+        self.turns.store(self.turns.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
         self.time.unparked();
         after_wait();
         if let Err(e) = res {
