@@ -466,6 +466,7 @@ fn drop_cancels_tasks_queued_on_a_busy_worker() {
         let dropped = Arc::new(AtomicUsize::new(0));
         let polled = Arc::new(AtomicUsize::new(0));
         let blocker_running = Arc::new(AtomicBool::new(false));
+        let queued = Arc::new(AtomicBool::new(false));
         rt.block_on(async {
             // B occupies one worker (a blocking sleep), so nobody steals from the other.
             let running = blocker_running.clone();
@@ -479,6 +480,7 @@ fn drop_cancels_tasks_queued_on_a_busy_worker() {
             // A, on the other worker, queues 1,000 tasks there, then blocks past the
             // shutdown that starts once this block_on returns.
             let (dropped, polled) = (dropped.clone(), polled.clone());
+            let queued_in_task = queued.clone();
             task::spawn(async move {
                 for _ in 0..1_000 {
                     let g = DropCount(dropped.clone());
@@ -489,10 +491,16 @@ fn drop_cancels_tasks_queued_on_a_busy_worker() {
                         std::future::pending::<()>().await;
                     });
                 }
+                queued_in_task.store(true, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(300));
             });
-            sleep(Duration::from_millis(50)).await;
         });
+        // Shut down only once the tasks are queued, however slow the machine. (Not an
+        // async sleep inside block_on: with both workers blocked, nobody turns the driver
+        // that would fire its timer, and the shutdown would start only after A returned.)
+        while !queued.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         drop(rt);
         assert_eq!(dropped.load(Ordering::SeqCst), 1_000, "polled before shutdown: {}", polled.load(Ordering::SeqCst));
     });

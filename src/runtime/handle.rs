@@ -109,7 +109,19 @@ impl Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.inner.scheduler.spawn(&self.inner.owned, future)
+        let (runnable, handle) = self.bind(future)?;
+        runnable.schedule();
+        Ok(handle)
+    }
+
+    /// Creates the task for `future`, not yet scheduled (`Runnable::schedule` starts it),
+    /// or gives `future` back when the runtime is shutting down. No user code runs here.
+    pub(crate) fn bind<F>(&self, future: F) -> Result<(crate::task::Runnable, JoinHandle<F::Output>), F>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.inner.scheduler.bind(&self.inner.owned, future)
     }
 
     /// Runs `f` on this runtime's blocking pool. See [`crate::task::spawn_blocking`].

@@ -16,7 +16,8 @@
 //!   between the parker's state check and its wait), or the driver (the mio waker makes
 //!   `epoll_wait` return). From `EMPTY` or `NOTIFIED` no system call is made: the next
 //!   `park` sees `NOTIFIED` and returns at once.
-//! * `park` first consumes a pending `NOTIFIED`. Otherwise it moves to a parked state by
+//! * `park` first consumes a pending `NOTIFIED` (a plain load, then a compare-and-swap only if
+//!   it saw one). Otherwise it moves to a parked state by
 //!   compare-and-swap from `EMPTY`; if that fails an unpark came in between, and it
 //!   returns. After waking it swaps the state back to `EMPTY`, consuming the
 //!   notification.

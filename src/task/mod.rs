@@ -38,9 +38,8 @@ pub use yield_now::yield_now;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
-use owned::{OwnedGuard, OwnedTasks};
+use owned::OwnedGuard;
 
 /// Per-task data stored inside the task allocation.
 #[derive(Debug, Default)]
@@ -70,21 +69,6 @@ pub(crate) fn run(runnable: Runnable) {
     }
     crate::runtime::coop::reset();
     runnable.run();
-}
-
-/// Spawns `future` into the task table `owned`, scheduling it with `schedule`.
-///
-/// When the table is closed (the runtime is shutting down) `future` is given back, never
-/// polled; the caller drops it and hands out [`JoinHandle::cancelled`].
-pub(crate) fn spawn_with<F, S>(owned: &Arc<OwnedTasks>, future: F, schedule: S) -> Result<JoinHandle<F::Output>, F>
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-    S: Fn(Runnable, async_task::ScheduleInfo) + Send + Sync + 'static,
-{
-    let (runnable, handle) = owned.bind(future, schedule)?;
-    runnable.schedule();
-    Ok(handle)
 }
 
 /// Builds the future a task really runs: the user's future with panics caught, and the
@@ -136,12 +120,17 @@ where
     F::Output: Send + 'static,
 {
     // The handle is borrowed from the thread-local, not cloned (two atomic operations on
-    // every spawn). A future that cannot be spawned is dropped after the borrow ends: its
-    // destructor may enter a runtime of its own.
+    // every spawn). Only the task's creation runs under that borrow, which runs no user
+    // code; scheduling it (which drops it if the runtime is shutting down) and dropping a
+    // refused future come after the borrow ends: a future's destructor may enter a
+    // runtime of its own.
     let mut future = Some(future);
-    let spawned = crate::runtime::context::with_current(|h| future.take().map(|f| h.try_spawn(f))).flatten();
-    match spawned {
-        Some(Ok(handle)) => handle,
+    let bound = crate::runtime::context::with_current(|h| future.take().map(|f| h.bind(f))).flatten();
+    match bound {
+        Some(Ok((runnable, handle))) => {
+            runnable.schedule();
+            handle
+        }
         Some(Err(refused)) => {
             drop(refused);
             JoinHandle::cancelled()

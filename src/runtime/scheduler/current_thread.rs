@@ -94,7 +94,17 @@ impl Shared {
             }
         });
         if let Some(r) = runnable {
-            self.remote().push_back(r);
+            let mut remote = self.remote();
+            // Checked again under the lock `shutdown` drains with: a shutdown that began
+            // after the check above has drained already, and this task would be left in
+            // the queue for good (its schedule function keeps `Shared` alive: a leak).
+            if self.shutdown.load(Ordering::Acquire) {
+                drop(remote);
+                drop(r);
+                return;
+            }
+            remote.push_back(r);
+            drop(remote);
             self.remote_len.fetch_add(1, Ordering::Release);
             self.parker.unpark(&self.driver);
         }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::io::Driver;
 use crate::task::owned::OwnedTasks;
-use crate::task::JoinHandle;
+use crate::task::{JoinHandle, Runnable};
 
 /// Which scheduler a runtime uses.
 #[derive(Debug, Clone)]
@@ -26,8 +26,9 @@ pub(crate) enum Scheduler {
 }
 
 impl Scheduler {
-    /// Spawns `future`, or gives it back when the runtime is shutting down.
-    pub(crate) fn spawn<F>(&self, owned: &Arc<OwnedTasks>, future: F) -> Result<JoinHandle<F::Output>, F>
+    /// Creates the task for `future` in the table `owned`, not yet scheduled; gives
+    /// `future` back when the runtime is shutting down.
+    pub(crate) fn bind<F>(&self, owned: &OwnedTasks, future: F) -> Result<(Runnable, JoinHandle<F::Output>), F>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
@@ -35,11 +36,11 @@ impl Scheduler {
         match self {
             Scheduler::CurrentThread(s) => {
                 let s = s.clone();
-                crate::task::spawn_with(owned, future, move |r, info| s.schedule(r, info))
+                owned.bind(future, move |r, info| s.schedule(r, info))
             }
             Scheduler::MultiThread(s) => {
                 let s = s.clone();
-                crate::task::spawn_with(owned, future, move |r, info| s.schedule(r, info))
+                owned.bind(future, move |r, info| s.schedule(r, info))
             }
         }
     }

@@ -137,7 +137,7 @@
 //!   `Worker` end alone drops no task).
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -242,6 +242,16 @@ impl Shared {
         });
         if let Some(r) = runnable {
             self.injector.push(r);
+            // A shutdown that began after the check above may have drained the injector
+            // already, and this task would stay there for good (its schedule function
+            // keeps `Shared` alive: a leak). Look again; the fences pair with the ones in
+            // `shutdown` and `drain_queues`: either that drain sees this task or this
+            // look sees the flag.
+            fence(Ordering::SeqCst);
+            if self.shutdown.load(Ordering::SeqCst) {
+                drop_all(|| self.injector.steal());
+                return;
+            }
             notify = true;
         }
         if notify {
@@ -262,7 +272,8 @@ impl Shared {
 
     /// Stops the workers: sets the flag and unparks all of them.
     pub(crate) fn shutdown(&self) {
-        self.shutdown.store(true, Ordering::Release);
+        self.shutdown.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
         for p in &self.parkers {
             p.unpark(&self.driver);
         }
@@ -273,6 +284,7 @@ impl Shared {
     /// exited; a worker that did not exit in time, or the worker dropping its own runtime,
     /// may have left its deque full).
     pub(crate) fn drain_queues(&self) {
+        fence(Ordering::SeqCst);
         drop_all(|| self.injector.steal());
         for stealer in &self.stealers {
             drop_all(|| stealer.steal());
