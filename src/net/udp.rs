@@ -18,8 +18,8 @@
 //! # Truncation
 //!
 //! A datagram longer than the buffer is never silently cut: [`RecvFromResult::truncated`]
-//! says the tail was discarded. The flag comes from `MSG_TRUNC` in the flags `recvmsg`
-//! returns.
+//! says the tail was discarded. On Linux the receive asks the kernel for the datagram's
+//! full length (`MSG_TRUNC`); elsewhere the flag comes from the flags `recvmsg` returns.
 
 use std::fmt;
 use std::io;

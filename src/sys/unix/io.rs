@@ -12,8 +12,9 @@
 //!   [`set_nosigpipe`] once when the socket is created, so a write to a peer that has
 //!   gone is `Err(BrokenPipe)` (or `ConnectionReset`) everywhere;
 //! - a datagram read reports truncation instead of hiding it: the length returned is
-//!   never more than the buffer's length, and a flag (taken from `MSG_TRUNC` in the
-//!   `recvmsg` result flags) says whether the datagram was longer than the buffer.
+//!   never more than the buffer's length, and a flag says whether the datagram was
+//!   longer than the buffer (Linux: `recvfrom` with `MSG_TRUNC` returns the full length;
+//!   elsewhere: `MSG_TRUNC` in the flags `recvmsg` returns).
 //!
 //! Wherever socket2 has a safe wrapper for the call it is used (through
 //! [`SockRef`]); the raw calls are `readv` for [`recv_vectored`], and `send`/`recv` on
@@ -147,16 +148,46 @@ fn retry_eintr<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
 /// `buf` must be valid for reads of `len` bytes for the duration of the call.
 #[inline]
 unsafe fn sys_send(fd: RawFd, buf: *const u8, len: usize, flags: libc::c_int) -> isize {
+    // SAFETY: the caller guarantees `buf` for `len` bytes; a null address of length 0
+    // makes `sendto` a `send`.
+    unsafe { sys_sendto(fd, buf, len, flags, std::ptr::null(), 0) }
+}
+
+/// `sendto(2)`: [`sys_send`] with a destination address (`addr`, `addrlen` bytes; null
+/// and 0 for a connected socket).
+///
+/// # Safety
+///
+/// `buf` must be valid for reads of `len` bytes and `addr` for reads of `addrlen` bytes
+/// (or null with `addrlen` 0) for the duration of the call.
+#[inline]
+unsafe fn sys_sendto(
+    fd: RawFd,
+    buf: *const u8,
+    len: usize,
+    flags: libc::c_int,
+    addr: *const libc::sockaddr,
+    addrlen: libc::socklen_t,
+) -> isize {
     #[cfg(all(target_os = "linux", target_arch = "x86_64", not(miri)))]
     {
-        // SAFETY: the caller guarantees `buf` for `len` bytes; a null address of length 0
-        // makes `sendto` a `send`.
-        unsafe { raw_syscall6(libc::SYS_sendto, fd as usize, buf as usize, len, flags as usize, 0, 0) }
+        // SAFETY: the caller guarantees `buf` and `addr` for their lengths.
+        unsafe {
+            raw_syscall6(
+                libc::SYS_sendto,
+                fd as usize,
+                buf as usize,
+                len,
+                flags as usize,
+                addr as usize,
+                addrlen as usize,
+            )
+        }
     }
     #[cfg(not(all(target_os = "linux", target_arch = "x86_64", not(miri))))]
     {
-        // SAFETY: the caller guarantees `buf` for `len` bytes.
-        unsafe { libc::send(fd, buf.cast(), len, flags) }
+        // SAFETY: the caller guarantees `buf` and `addr` for their lengths.
+        unsafe { libc::sendto(fd, buf.cast(), len, flags, addr, addrlen) }
     }
 }
 
@@ -168,16 +199,46 @@ unsafe fn sys_send(fd: RawFd, buf: *const u8, len: usize, flags: libc::c_int) ->
 /// `buf` must be valid for writes of `len` bytes for the duration of the call.
 #[inline]
 unsafe fn sys_recv(fd: RawFd, buf: *mut u8, len: usize, flags: libc::c_int) -> isize {
+    // SAFETY: the caller guarantees `buf` for `len` bytes; null address pointers make
+    // `recvfrom` a `recv`.
+    unsafe { sys_recvfrom(fd, buf, len, flags, std::ptr::null_mut(), std::ptr::null_mut()) }
+}
+
+/// `recvfrom(2)`: [`sys_recv`] that also writes the sender into `addr` (of `*addrlen`
+/// bytes; updated to the address's length), or null pointers for no sender.
+///
+/// # Safety
+///
+/// `buf` must be valid for writes of `len` bytes and, unless null, `addrlen` for reads
+/// and writes and `addr` for writes of `*addrlen` bytes, for the duration of the call.
+#[inline]
+unsafe fn sys_recvfrom(
+    fd: RawFd,
+    buf: *mut u8,
+    len: usize,
+    flags: libc::c_int,
+    addr: *mut libc::sockaddr,
+    addrlen: *mut libc::socklen_t,
+) -> isize {
     #[cfg(all(target_os = "linux", target_arch = "x86_64", not(miri)))]
     {
-        // SAFETY: the caller guarantees `buf` for `len` bytes; null address pointers make
-        // `recvfrom` a `recv`.
-        unsafe { raw_syscall6(libc::SYS_recvfrom, fd as usize, buf as usize, len, flags as usize, 0, 0) }
+        // SAFETY: the caller guarantees `buf`, `addr` and `addrlen`.
+        unsafe {
+            raw_syscall6(
+                libc::SYS_recvfrom,
+                fd as usize,
+                buf as usize,
+                len,
+                flags as usize,
+                addr as usize,
+                addrlen as usize,
+            )
+        }
     }
     #[cfg(not(all(target_os = "linux", target_arch = "x86_64", not(miri))))]
     {
-        // SAFETY: the caller guarantees `buf` for `len` bytes.
-        unsafe { libc::recv(fd, buf.cast(), len, flags) }
+        // SAFETY: the caller guarantees `buf`, `addr` and `addrlen`.
+        unsafe { libc::recvfrom(fd, buf.cast(), len, flags, addr, addrlen) }
     }
 }
 
@@ -279,9 +340,22 @@ pub(crate) fn send_vectored(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> io::Res
 /// A datagram larger than the socket allows gives `Err` (`EMSGSIZE`); it is never sent
 /// in part.
 pub(crate) fn send_to(fd: BorrowedFd<'_>, buf: &[u8], addr: &SockAddr) -> io::Result<usize> {
-    let sock = SockRef::from(&fd);
     // A datagram is never cut by the seam: `len` is always `buf.len()` here.
-    retry_eintr(|| seam(fd, Side::Write, buf.len(), |_| sock.send_to_with_flags(buf, addr, SEND_FLAGS)))
+    retry_eintr(|| {
+        seam(fd, Side::Write, buf.len(), |_| {
+            // SAFETY: `buf` is valid for reads of its length and `addr` points at a socket
+            // address of `addr.len()` bytes, both for the duration of the call; `fd` is a
+            // live descriptor borrowed for it.
+            let n = unsafe {
+                sys_sendto(fd.as_raw_fd(), buf.as_ptr(), buf.len(), SEND_FLAGS, addr.as_ptr().cast(), addr.len())
+            };
+            if n >= 0 {
+                Ok(n as usize)
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        })
+    })
 }
 
 /// Receives into `buf` from a connected socket; with `peek` the data stays queued
@@ -348,17 +422,14 @@ pub(crate) fn recv_vectored(fd: BorrowedFd<'_>, bufs: &mut [IoSliceMut<'_>]) -> 
 ///
 /// Returns `(len, sender, truncated)`: `len` is the number of bytes written into
 /// `buf` (never more than `buf.len()`), and `truncated` is `true` when the datagram was
-/// longer than `buf` and its tail was discarded (or, with `peek`, not copied). The flag
-/// comes from `MSG_TRUNC` in the flags `recvmsg` returns; `MSG_TRUNC` is not passed as
-/// an input flag, so the length is always the copied length on every platform. For a
-/// datagram from an unbound Unix socket the sender is empty: a zero-length address on
-/// Linux, an unnamed `AF_UNIX` address elsewhere (`UnixAddr::from_sockaddr` reads both as
-/// unnamed).
+/// longer than `buf` and its tail was discarded (or, with `peek`, not copied); see
+/// `recv_datagram` for how each platform tells. For a datagram from an unbound Unix
+/// socket the sender is empty: a zero-length address on Linux, an unnamed `AF_UNIX`
+/// address elsewhere (`UnixAddr::from_sockaddr` reads both as unnamed).
 ///
-/// `recvmsg` is called directly with the sender written into one `sockaddr_storage` on
-/// this frame: going through socket2's `recv_from_vectored_with_flags` moved the
-/// 136-byte address through five layers of results, about 270 instructions per datagram
-/// (callgrind, UDP ping-pong).
+/// The sender is written into one `sockaddr_storage` on this frame: going through
+/// socket2's `recv_from_vectored_with_flags` moved the 136-byte address through five
+/// layers of results, about 270 instructions per datagram (callgrind, UDP ping-pong).
 pub(crate) fn recv_from(fd: BorrowedFd<'_>, buf: &mut [u8], peek: bool) -> io::Result<(usize, SockAddr, bool)> {
     let flags = if peek { libc::MSG_PEEK } else { 0 };
     let len = buf.len();
@@ -368,30 +439,82 @@ pub(crate) fn recv_from(fd: BorrowedFd<'_>, buf: &mut [u8], peek: bool) -> io::R
     // A datagram is never cut by the seam: `len` is always the buffer's length here.
     let n = retry_eintr(|| {
         seam(fd, Side::Read, len, |_| {
-            let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: len };
-            // SAFETY: an all-zero `msghdr` is a valid value (no name, no buffers, no
-            // control data); the fields that matter are set below.
-            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-            msg.msg_namelen = storage.size_of();
-            msg.msg_name = (&mut storage as *mut socket2::SockAddrStorage).cast();
-            msg.msg_iov = &mut iov;
-            msg.msg_iovlen = 1;
-            // SAFETY: `msg` points at `storage` (writable, of the size given) and at one
-            // iovec describing `buf` (writable for `len` bytes), all live for the call;
-            // `fd` is a live descriptor borrowed for it.
-            let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, flags) };
-            if n < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            namelen = msg.msg_namelen;
-            truncated = msg.msg_flags & libc::MSG_TRUNC != 0;
-            Ok(n as usize)
+            let (n, name_len, cut) = recv_datagram(fd.as_raw_fd(), buf, flags, &mut storage)?;
+            namelen = name_len;
+            truncated = cut;
+            Ok(n)
         })
     })?;
     // SAFETY: the kernel wrote a socket address of `namelen` bytes (at most the storage's
     // size) into `storage`, or left `namelen` 0 for an unnamed sender.
     let addr = unsafe { SockAddr::new(storage, namelen) };
     Ok((n.min(len), addr, truncated))
+}
+
+/// One datagram receive into `buf`, the sender into `storage`: the copied length, the
+/// sender's address length and whether the datagram was cut.
+///
+/// Linux and Android: `recvfrom` with `MSG_TRUNC`, which makes the kernel return the
+/// datagram's full length (UDP, Unix datagram and raw sockets), so a result longer than
+/// `buf` means it was cut. That is `recvmsg`'s answer without its `msghdr` and `iovec`
+/// copies in and out of the kernel (UDP ping-pong, where every round trip makes two
+/// receives, one of them the `EAGAIN` before waiting).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn recv_datagram(
+    fd: RawFd,
+    buf: &mut [u8],
+    flags: libc::c_int,
+    storage: &mut socket2::SockAddrStorage,
+) -> io::Result<(usize, libc::socklen_t, bool)> {
+    let len = buf.len();
+    let mut namelen = storage.size_of();
+    // SAFETY: `buf` is writable for `len` bytes, `storage` for `namelen` bytes and
+    // `namelen` is a live local, all for the duration of the call; `fd` is a live
+    // descriptor borrowed by the caller.
+    let n = unsafe {
+        sys_recvfrom(
+            fd,
+            buf.as_mut_ptr(),
+            len,
+            flags | libc::MSG_TRUNC,
+            (storage as *mut socket2::SockAddrStorage).cast(),
+            &mut namelen,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let full = n as usize;
+    Ok((full.min(len), namelen, full > len))
+}
+
+/// One datagram receive into `buf`, the sender into `storage`: the copied length, the
+/// sender's address length and whether the datagram was cut (`MSG_TRUNC` in the flags
+/// `recvmsg` returns; as an input flag it means different things on different systems).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn recv_datagram(
+    fd: RawFd,
+    buf: &mut [u8],
+    flags: libc::c_int,
+    storage: &mut socket2::SockAddrStorage,
+) -> io::Result<(usize, libc::socklen_t, bool)> {
+    let len = buf.len();
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: len };
+    // SAFETY: an all-zero `msghdr` is a valid value (no name, no buffers, no control
+    // data); the fields that matter are set below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_namelen = storage.size_of();
+    msg.msg_name = (storage as *mut socket2::SockAddrStorage).cast();
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    // SAFETY: `msg` points at `storage` (writable, of the size given) and at one iovec
+    // describing `buf` (writable for `len` bytes), all live for the call; `fd` is a live
+    // descriptor borrowed by the caller.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, flags) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(((n as usize).min(len), msg.msg_namelen, msg.msg_flags & libc::MSG_TRUNC != 0))
 }
 
 /// Makes sends on this socket return `EPIPE` instead of raising `SIGPIPE`, on platforms
