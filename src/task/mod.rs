@@ -47,12 +47,27 @@ pub(crate) struct TaskMeta {
     /// Set by [`JoinHandle::abort`]; schedulers drop an aborted `Runnable` instead of
     /// running it.
     aborted: AtomicBool,
+    /// The runtime scheduler the task belongs to (`None` for blocking-pool tasks, whose
+    /// schedule function carries its own). Kept here rather than captured by the
+    /// schedule function: async-task makes a zero-sized schedule function cheaper (see
+    /// `scheduler::schedule_task`).
+    scheduler: Option<crate::runtime::scheduler::Scheduler>,
 }
 
 impl TaskMeta {
+    /// Metadata of a task of `scheduler`.
+    pub(crate) fn new(scheduler: crate::runtime::scheduler::Scheduler) -> TaskMeta {
+        TaskMeta { aborted: AtomicBool::new(false), scheduler: Some(scheduler) }
+    }
+
     /// Whether the task was aborted.
     pub(crate) fn is_aborted(&self) -> bool {
         self.aborted.load(Ordering::Acquire)
+    }
+
+    /// The scheduler the task belongs to.
+    pub(crate) fn scheduler(&self) -> Option<&crate::runtime::scheduler::Scheduler> {
+        self.scheduler.as_ref()
     }
 }
 

@@ -115,7 +115,12 @@ impl OwnedTasks {
     /// is closed (the caller drops it outside its own locks and borrows).
     ///
     /// The returned handle holds a waker of the task, for [`JoinHandle::abort`].
-    pub(crate) fn bind<F, S>(&self, future: F, schedule: S) -> Result<(Runnable, JoinHandle<F::Output>), F>
+    pub(crate) fn bind<F, S>(
+        &self,
+        future: F,
+        meta: TaskMeta,
+        schedule: S,
+    ) -> Result<(Runnable, JoinHandle<F::Output>), F>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
@@ -132,7 +137,7 @@ impl OwnedTasks {
         let slot = table.reserve();
         let guard = OwnedGuard { shard: shard.clone(), slot };
         let (runnable, task) = async_task::Builder::new()
-            .metadata(TaskMeta::default())
+            .metadata(meta)
             .spawn(|_| super::wrap(future, guard), async_task::WithInfo(schedule));
         let waker = runnable.waker();
         table.slots[slot] = Slot::Task(waker.clone());
@@ -217,8 +222,8 @@ mod tests {
     #[test]
     fn entries_are_counted_and_removed() {
         let owned = OwnedTasks::default();
-        let (r1, h1) = owned.bind(async { 1 }, |_r, _i| {}).ok().expect("open table");
-        let (r2, h2) = owned.bind(async { 2 }, |_r, _i| {}).ok().expect("open table");
+        let (r1, h1) = owned.bind(async { 1 }, TaskMeta::default(), |_r, _i| {}).ok().expect("open table");
+        let (r2, h2) = owned.bind(async { 2 }, TaskMeta::default(), |_r, _i| {}).ok().expect("open table");
         assert_eq!(owned.len(), 2);
         r1.run();
         assert_eq!(owned.len(), 1, "completing a task removes its entry");
@@ -232,7 +237,7 @@ mod tests {
     fn freed_slots_are_reused() {
         let owned = OwnedTasks::default();
         for i in 0..4 * SHARDS {
-            let (r, _h) = owned.bind(async move { i }, |_r, _i| {}).ok().expect("open table");
+            let (r, _h) = owned.bind(async move { i }, TaskMeta::default(), |_r, _i| {}).ok().expect("open table");
             r.run();
         }
         let slots: usize = owned.shards.iter().map(|s| s.lock().slots.len()).sum();
@@ -243,10 +248,10 @@ mod tests {
     #[test]
     fn closed_table_refuses_tasks() {
         let owned = OwnedTasks::default();
-        let (r1, _h1) = owned.bind(std::future::pending::<()>(), |_r, _i| {}).expect("open table");
+        let (r1, _h1) = owned.bind(std::future::pending::<()>(), TaskMeta::default(), |_r, _i| {}).expect("open table");
         let wakers = owned.close();
         assert_eq!(wakers.len(), 1);
-        assert!(owned.bind(async {}, |_r, _i| {}).is_err());
+        assert!(owned.bind(async {}, TaskMeta::default(), |_r, _i| {}).is_err());
         drop(r1);
         assert_eq!(owned.len(), 0);
     }

@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use crate::runtime::io::Driver;
 use crate::runtime::park::Parker;
+use crate::runtime::scheduler::Scheduler;
 use crate::task::Runnable;
 
 /// Tasks run between two non-blocking driver turns.
@@ -75,39 +76,22 @@ impl Shared {
         self.remote.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// async-task's schedule function for this runtime's tasks.
-    pub(crate) fn schedule(self: &Arc<Self>, runnable: Runnable, _info: async_task::ScheduleInfo) {
+    /// Queues a task woken or spawned away from this runtime's `block_on` thread (or
+    /// while its queue is borrowed) and wakes that thread.
+    fn push_remote(&self, runnable: Runnable) {
+        let mut remote = self.remote();
+        // Checked under the lock `shutdown` drains with: a shutdown that began after the
+        // caller's check has drained already, and this task would be left in the queue
+        // for good (its metadata keeps `Shared` alive: a leak).
         if self.shutdown.load(Ordering::Acquire) {
+            drop(remote);
             drop(runnable);
             return;
         }
-        let mut runnable = Some(runnable);
-        let _ = LOCAL.try_with(|l| {
-            if let Ok(mut l) = l.try_borrow_mut() {
-                if let Some(local) = l.as_mut() {
-                    if Arc::ptr_eq(&local.shared, self) {
-                        if let Some(r) = runnable.take() {
-                            local.queue.push_back(r);
-                        }
-                    }
-                }
-            }
-        });
-        if let Some(r) = runnable {
-            let mut remote = self.remote();
-            // Checked again under the lock `shutdown` drains with: a shutdown that began
-            // after the check above has drained already, and this task would be left in
-            // the queue for good (its schedule function keeps `Shared` alive: a leak).
-            if self.shutdown.load(Ordering::Acquire) {
-                drop(remote);
-                drop(r);
-                return;
-            }
-            remote.push_back(r);
-            drop(remote);
-            self.remote_len.fetch_add(1, Ordering::Release);
-            self.parker.unpark(&self.driver);
-        }
+        remote.push_back(runnable);
+        drop(remote);
+        self.remote_len.fetch_add(1, Ordering::Release);
+        self.parker.unpark(&self.driver);
     }
 
     /// Stops the scheduler: later wakes drop their task; queued tasks are dropped now.
@@ -132,6 +116,41 @@ impl Wake for MainWaker {
         if !self.woken.swap(true, Ordering::AcqRel) {
             self.shared.parker.unpark(&self.shared.driver);
         }
+    }
+}
+
+/// Schedules a current-thread task (called by `scheduler::schedule_task`).
+///
+/// On the runtime's `block_on` thread the task goes to the local queue, and the
+/// thread-local's `Arc` keeps `Shared` alive; anywhere else an `Arc` is cloned from the
+/// task's metadata before the task is handed over, since the task (and its metadata) may
+/// be gone as soon as another thread can run it.
+pub(crate) fn schedule(runnable: Runnable, _info: async_task::ScheduleInfo) {
+    let target = match runnable.metadata().scheduler() {
+        Some(Scheduler::CurrentThread(s)) => Some((Arc::as_ptr(s), s.shutdown.load(Ordering::Acquire))),
+        _ => None,
+    };
+    let Some((me, false)) = target else {
+        // Shutting down (or not a current-thread task): cancel it.
+        drop(runnable);
+        return;
+    };
+    let mut runnable = Some(runnable);
+    let _ = LOCAL.try_with(|l| {
+        let Ok(mut l) = l.try_borrow_mut() else { return };
+        let Some(local) = l.as_mut() else { return };
+        if std::ptr::eq(Arc::as_ptr(&local.shared), me) {
+            if let Some(r) = runnable.take() {
+                local.queue.push_back(r);
+            }
+        }
+    });
+    if let Some(r) = runnable {
+        let shared = match r.metadata().scheduler() {
+            Some(Scheduler::CurrentThread(s)) => s.clone(),
+            _ => return,
+        };
+        shared.push_remote(r);
     }
 }
 

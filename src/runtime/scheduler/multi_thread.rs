@@ -147,6 +147,7 @@ use self::cpu_gate::{CpuGate, Stints};
 use self::idle::Idle;
 use crate::runtime::io::Driver;
 use crate::runtime::park::Parker;
+use crate::runtime::scheduler::Scheduler;
 use crate::task::Runnable;
 
 // The files sit beside this one (`scheduler/cpu_gate.rs`, `scheduler/idle.rs`), declared
@@ -215,48 +216,20 @@ impl Shared {
         (shared, queues)
     }
 
-    /// async-task's schedule function for this runtime's tasks.
-    pub(crate) fn schedule(self: &Arc<Self>, runnable: Runnable, info: async_task::ScheduleInfo) {
-        if self.shutdown.load(Ordering::Acquire) {
-            drop(runnable);
+    /// Queues a task woken or spawned away from this runtime's workers (or while a
+    /// worker's queues are borrowed) in the injector and wakes a worker.
+    fn push_remote(&self, runnable: Runnable) {
+        self.injector.push(runnable);
+        // A shutdown that began after the caller's check may have drained the injector
+        // already, and this task would stay there for good (its metadata keeps `Shared`
+        // alive: a leak). Look again; the fences pair with the ones in `shutdown` and
+        // `drain_queues`: either that drain sees this task or this look sees the flag.
+        fence(Ordering::SeqCst);
+        if self.shutdown.load(Ordering::SeqCst) {
+            drop_all(|| self.injector.steal());
             return;
         }
-        let mut runnable = Some(runnable);
-        let mut notify = false;
-        let _ = LOCAL.try_with(|l| {
-            let Ok(mut l) = l.try_borrow_mut() else { return };
-            let Some(local) = l.as_mut() else { return };
-            if !Arc::ptr_eq(&local.shared, self) {
-                return;
-            }
-            let Some(r) = runnable.take() else { return };
-            if local.in_driver {
-                local.queue.push(r);
-            } else if info.woken_while_running {
-                local.queue.push(r);
-                notify = true;
-            } else if let Some(prev) = local.lifo.replace(r) {
-                local.queue.push(prev);
-                notify = true;
-            }
-        });
-        if let Some(r) = runnable {
-            self.injector.push(r);
-            // A shutdown that began after the check above may have drained the injector
-            // already, and this task would stay there for good (its schedule function
-            // keeps `Shared` alive: a leak). Look again; the fences pair with the ones in
-            // `shutdown` and `drain_queues`: either that drain sees this task or this
-            // look sees the flag.
-            fence(Ordering::SeqCst);
-            if self.shutdown.load(Ordering::SeqCst) {
-                drop_all(|| self.injector.steal());
-                return;
-            }
-            notify = true;
-        }
-        if notify {
-            self.notify_parked();
-        }
+        self.notify_parked();
     }
 
     /// Wakes one idle worker unless a searching worker will find the new task anyway.
@@ -293,6 +266,55 @@ impl Shared {
 
     pub(crate) fn is_shutdown(&self) -> bool {
         self.shutdown.load(Ordering::Acquire)
+    }
+}
+
+/// Schedules a multi-thread task (called by `scheduler::schedule_task`).
+///
+/// On one of the runtime's workers the task goes to that worker's LIFO slot or queue,
+/// and the worker's thread-local `Arc` keeps `Shared` alive; anywhere else an `Arc` is
+/// cloned from the task's metadata before the task is handed over, since the task (and
+/// its metadata) may be gone as soon as a worker can run it.
+pub(crate) fn schedule(runnable: Runnable, info: async_task::ScheduleInfo) {
+    let target = match runnable.metadata().scheduler() {
+        Some(Scheduler::MultiThread(s)) => Some((Arc::as_ptr(s), s.is_shutdown())),
+        _ => None,
+    };
+    let Some((me, false)) = target else {
+        // Shutting down (or not a multi-thread task): cancel it.
+        drop(runnable);
+        return;
+    };
+    let mut runnable = Some(runnable);
+    let _ = LOCAL.try_with(|l| {
+        let Ok(mut l) = l.try_borrow_mut() else { return };
+        let Some(local) = l.as_mut() else { return };
+        if !std::ptr::eq(Arc::as_ptr(&local.shared), me) {
+            return;
+        }
+        let Some(r) = runnable.take() else { return };
+        let notify = if local.in_driver {
+            local.queue.push(r);
+            false
+        } else if info.woken_while_running {
+            local.queue.push(r);
+            true
+        } else if let Some(prev) = local.lifo.replace(r) {
+            local.queue.push(prev);
+            true
+        } else {
+            false
+        };
+        if notify {
+            local.shared.notify_parked();
+        }
+    });
+    if let Some(r) = runnable {
+        let shared = match r.metadata().scheduler() {
+            Some(Scheduler::MultiThread(s)) => s.clone(),
+            _ => return,
+        };
+        shared.push_remote(r);
     }
 }
 
