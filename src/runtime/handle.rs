@@ -94,24 +94,7 @@ impl Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        match self.try_spawn(future) {
-            Ok(handle) => handle,
-            Err(refused) => {
-                drop(refused);
-                JoinHandle::cancelled()
-            }
-        }
-    }
-
-    /// Spawns `future`, or gives it back when the runtime is shutting down.
-    pub(crate) fn try_spawn<F>(&self, future: F) -> Result<JoinHandle<F::Output>, F>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        let (runnable, handle) = self.bind(future)?;
-        runnable.schedule();
-        Ok(handle)
+        crate::task::start(self.bind(future))
     }
 
     /// Creates the task for `future`, not yet scheduled (`Runnable::schedule` starts it),

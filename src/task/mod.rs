@@ -86,6 +86,22 @@ pub(crate) fn run(runnable: Runnable) {
     runnable.run();
 }
 
+/// Starts a task made by `Handle::bind`: schedules it, or, if its runtime refused it
+/// (shutting down), drops the future and hands out a cancelled handle. Called outside any
+/// lock or thread-local borrow, since either step may run user code (a future's drop).
+pub(crate) fn start<F: Future>(bound: Result<(Runnable, JoinHandle<F::Output>), F>) -> JoinHandle<F::Output> {
+    match bound {
+        Ok((runnable, handle)) => {
+            runnable.schedule();
+            handle
+        }
+        Err(refused) => {
+            drop(refused);
+            JoinHandle::cancelled()
+        }
+    }
+}
+
 /// Builds the future a task really runs: the user's future with panics caught, and the
 /// table guard dropped together with it.
 async fn wrap<F>(future: F, guard: OwnedGuard) -> Result<F::Output, JoinError>
@@ -142,14 +158,7 @@ where
     let mut future = Some(future);
     let bound = crate::runtime::context::with_current(|h| future.take().map(|f| h.bind(f))).flatten();
     match bound {
-        Some(Ok((runnable, handle))) => {
-            runnable.schedule();
-            handle
-        }
-        Some(Err(refused)) => {
-            drop(refused);
-            JoinHandle::cancelled()
-        }
+        Some(bound) => start(bound),
         None => {
             drop(future);
             panic!(

@@ -32,7 +32,6 @@ use std::time::Duration;
 
 use crate::runtime::io::Driver;
 use crate::runtime::park::Parker;
-use crate::runtime::scheduler::Scheduler;
 use crate::task::Runnable;
 
 /// Tasks run between two non-blocking driver turns.
@@ -76,9 +75,14 @@ impl Shared {
         self.remote.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Whether the runtime is shutting down (wakes then drop their task).
+    pub(crate) fn is_shutdown(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+
     /// Queues a task woken or spawned away from this runtime's `block_on` thread (or
     /// while its queue is borrowed) and wakes that thread.
-    fn push_remote(&self, runnable: Runnable) {
+    pub(crate) fn push_remote(&self, runnable: Runnable) {
         let mut remote = self.remote();
         // Checked under the lock `shutdown` drains with: a shutdown that began after the
         // caller's check has drained already, and this task would be left in the queue
@@ -119,22 +123,10 @@ impl Wake for MainWaker {
     }
 }
 
-/// Schedules a current-thread task (called by `scheduler::schedule_task`).
-///
-/// On the runtime's `block_on` thread the task goes to the local queue, and the
-/// thread-local's `Arc` keeps `Shared` alive; anywhere else an `Arc` is cloned from the
-/// task's metadata before the task is handed over, since the task (and its metadata) may
-/// be gone as soon as another thread can run it.
-pub(crate) fn schedule(runnable: Runnable, _info: async_task::ScheduleInfo) {
-    let target = match runnable.metadata().scheduler() {
-        Some(Scheduler::CurrentThread(s)) => Some((Arc::as_ptr(s), s.shutdown.load(Ordering::Acquire))),
-        _ => None,
-    };
-    let Some((me, false)) = target else {
-        // Shutting down (or not a current-thread task): cancel it.
-        drop(runnable);
-        return;
-    };
+/// Queues a task on the local queue if this thread is in the `block_on` of the runtime
+/// whose `Shared` is at `me` (its thread-local's `Arc` then keeps it alive); otherwise
+/// gives the task back for `push_remote` (`scheduler::schedule_task`).
+pub(crate) fn schedule_local(me: *const Shared, runnable: Runnable) -> Option<Runnable> {
     let mut runnable = Some(runnable);
     let _ = LOCAL.try_with(|l| {
         let Ok(mut l) = l.try_borrow_mut() else { return };
@@ -145,13 +137,7 @@ pub(crate) fn schedule(runnable: Runnable, _info: async_task::ScheduleInfo) {
             }
         }
     });
-    if let Some(r) = runnable {
-        let shared = match r.metadata().scheduler() {
-            Some(Scheduler::CurrentThread(s)) => s.clone(),
-            _ => return,
-        };
-        shared.push_remote(r);
-    }
+    runnable
 }
 
 /// Takes the local queue out of the thread-local when `block_on` ends (even by panic) and

@@ -19,23 +19,43 @@ use crate::task::owned::OwnedTasks;
 use crate::task::{JoinHandle, Runnable, TaskMeta};
 
 /// async-task's schedule function for every runtime task: it finds the task's
-/// scheduler in the task's metadata and hands the task to that flavour's `schedule`.
+/// scheduler in the task's metadata and queues the task there.
 ///
 /// It captures nothing, on purpose. For a schedule function with captured state (an
 /// `Arc` of the scheduler, as this was before), async-task brackets every call with a
 /// waker clone and drop (two atomic read-modify-writes) to keep that state alive, and
 /// turns a wake by value into a wake by reference plus a waker drop. Zero-sized, a wake
-/// by value is one compare-and-swap. The flavours' `schedule` functions keep the
-/// scheduler alive themselves: on the scheduler's own thread its thread-local holds an
-/// `Arc` of it; elsewhere they clone the `Arc` from the metadata before the task leaves
-/// their hands. Measured: current-thread wake ping-pong, spawn + join (see the commit).
+/// by value is one compare-and-swap. So the scheduler is kept alive here instead: on the
+/// scheduler's own thread its thread-local holds an `Arc` of it (the flavour's
+/// `schedule_local`, given only the scheduler's address to compare); anywhere else an
+/// `Arc` is cloned from the metadata while the task, and so its metadata, is still
+/// alive, before the task is handed over. Measured: current-thread wake ping-pong,
+/// spawn + join (see the commit).
 fn schedule_task(runnable: Runnable, info: async_task::ScheduleInfo) {
-    // (`current_thread::schedule` drops a task that has no scheduler; runtime tasks
-    // always have one.)
-    if matches!(runnable.metadata().scheduler(), Some(Scheduler::MultiThread(_))) {
-        multi_thread::schedule(runnable, info);
-    } else {
-        current_thread::schedule(runnable, info);
+    enum Target {
+        Current(*const current_thread::Shared),
+        Multi(*const multi_thread::Shared),
+    }
+    let target = match runnable.metadata().scheduler() {
+        Some(Scheduler::CurrentThread(s)) if !s.is_shutdown() => Some(Target::Current(Arc::as_ptr(s))),
+        Some(Scheduler::MultiThread(s)) if !s.is_shutdown() => Some(Target::Multi(Arc::as_ptr(s))),
+        // Shutting down (runtime tasks always have a scheduler): cancel the task.
+        _ => None,
+    };
+    let rest = match target {
+        Some(Target::Current(me)) => current_thread::schedule_local(me, runnable),
+        Some(Target::Multi(me)) => multi_thread::schedule_local(me, runnable, info),
+        None => {
+            drop(runnable);
+            return;
+        }
+    };
+    if let Some(r) = rest {
+        let Some(scheduler) = r.metadata().scheduler().cloned() else { return };
+        match scheduler {
+            Scheduler::CurrentThread(s) => s.push_remote(r),
+            Scheduler::MultiThread(s) => s.push_remote(r),
+        }
     }
 }
 

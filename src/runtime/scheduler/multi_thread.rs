@@ -147,7 +147,6 @@ use self::cpu_gate::{CpuGate, Stints};
 use self::idle::Idle;
 use crate::runtime::io::Driver;
 use crate::runtime::park::Parker;
-use crate::runtime::scheduler::Scheduler;
 use crate::task::Runnable;
 
 // The files sit beside this one (`scheduler/cpu_gate.rs`, `scheduler/idle.rs`), declared
@@ -218,7 +217,7 @@ impl Shared {
 
     /// Queues a task woken or spawned away from this runtime's workers (or while a
     /// worker's queues are borrowed) in the injector and wakes a worker.
-    fn push_remote(&self, runnable: Runnable) {
+    pub(crate) fn push_remote(&self, runnable: Runnable) {
         self.injector.push(runnable);
         // A shutdown that began after the caller's check may have drained the injector
         // already, and this task would stay there for good (its metadata keeps `Shared`
@@ -269,22 +268,15 @@ impl Shared {
     }
 }
 
-/// Schedules a multi-thread task (called by `scheduler::schedule_task`).
-///
-/// On one of the runtime's workers the task goes to that worker's LIFO slot or queue,
-/// and the worker's thread-local `Arc` keeps `Shared` alive; anywhere else an `Arc` is
-/// cloned from the task's metadata before the task is handed over, since the task (and
-/// its metadata) may be gone as soon as a worker can run it.
-pub(crate) fn schedule(runnable: Runnable, info: async_task::ScheduleInfo) {
-    let target = match runnable.metadata().scheduler() {
-        Some(Scheduler::MultiThread(s)) => Some((Arc::as_ptr(s), s.is_shutdown())),
-        _ => None,
-    };
-    let Some((me, false)) = target else {
-        // Shutting down (or not a multi-thread task): cancel it.
-        drop(runnable);
-        return;
-    };
+/// Queues a task on this worker if this thread is a worker of the runtime whose `Shared`
+/// is at `me` (its thread-local's `Arc` then keeps it alive): in the LIFO slot or the
+/// queue, waking a helper when that leaves work to share. Otherwise gives the task back
+/// for `push_remote` (`scheduler::schedule_task`).
+pub(crate) fn schedule_local(
+    me: *const Shared,
+    runnable: Runnable,
+    info: async_task::ScheduleInfo,
+) -> Option<Runnable> {
     let mut runnable = Some(runnable);
     let _ = LOCAL.try_with(|l| {
         let Ok(mut l) = l.try_borrow_mut() else { return };
@@ -309,13 +301,7 @@ pub(crate) fn schedule(runnable: Runnable, info: async_task::ScheduleInfo) {
             local.shared.notify_parked();
         }
     });
-    if let Some(r) = runnable {
-        let shared = match r.metadata().scheduler() {
-            Some(Scheduler::MultiThread(s)) => s.clone(),
-            _ => return,
-        };
-        shared.push_remote(r);
-    }
+    runnable
 }
 
 /// The body of worker thread `index`.

@@ -448,7 +448,7 @@ pub(crate) fn recv_from(fd: BorrowedFd<'_>, buf: &mut [u8], peek: bool) -> io::R
     // SAFETY: the kernel wrote a socket address of `namelen` bytes (at most the storage's
     // size) into `storage`, or left `namelen` 0 for an unnamed sender.
     let addr = unsafe { SockAddr::new(storage, namelen) };
-    Ok((n.min(len), addr, truncated))
+    Ok((n, addr, truncated))
 }
 
 /// One datagram receive into `buf`, the sender into `storage`: the copied length, the
