@@ -2,14 +2,12 @@
 
 use std::fmt;
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use super::blocking::BlockingSpawner;
 use super::io::Driver;
 use super::scheduler::Scheduler;
-use crate::task::owned::OwnedTasks;
-use crate::task::{JoinError, JoinHandle, Runnable, TaskMeta};
+use crate::task::{JoinHandle, Owner};
 
 /// A handle to a runtime: spawn onto it, or block on a future inside it, from any thread.
 ///
@@ -34,7 +32,6 @@ pub(crate) struct HandleInner {
     pub(crate) scheduler: Scheduler,
     pub(crate) driver: Arc<Driver>,
     pub(crate) blocking: BlockingSpawner,
-    pub(crate) owned: Arc<OwnedTasks>,
 }
 
 /// The error of [`Handle::try_current`]: this thread is not inside a blitz-io runtime.
@@ -104,7 +101,7 @@ impl Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.inner.scheduler.bind(&self.inner.owned, future)
+        self.inner.scheduler.bind(future)
     }
 
     /// Runs `f` on this runtime's blocking pool. See [`crate::task::spawn_blocking`].
@@ -113,23 +110,9 @@ impl Handle {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let spawner = self.inner.blocking.clone();
-        let future = async move { catch_unwind(AssertUnwindSafe(f)).map_err(JoinError::panic) };
-        let (runnable, task) = async_task::Builder::new().metadata(TaskMeta::default()).spawn(
-            |_| future,
-            move |r: Runnable| {
-                // A refused job (pool shut down) is dropped with its runnable: the task is
-                // cancelled and its handle reports it.
-                let _ = spawner.spawn(Box::new(move || {
-                    // An aborted job that has not started is dropped (cancelled) here.
-                    if !r.metadata().is_aborted() {
-                        r.run();
-                    }
-                }));
-            },
-        );
-        runnable.schedule();
-        JoinHandle::unowned(task)
+        // A panic in `f` is caught like any task's (the handle reports it); an aborted job
+        // that has not started is dropped (cancelled) when its turn comes.
+        crate::task::spawn_unlisted(async move { f() }, Owner::Blocking(self.inner.blocking.clone()))
     }
 
     /// Runs `future` to completion on the current thread, inside this runtime's context.

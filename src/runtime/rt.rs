@@ -12,7 +12,6 @@ use super::handle::HandleInner;
 use super::io::Driver;
 use super::scheduler::{current_thread, multi_thread, Scheduler};
 use super::{context, Handle};
-use crate::task::owned::OwnedTasks;
 use crate::task::JoinHandle;
 
 /// The blitz-io runtime: a scheduler with its worker threads, an I/O and timer driver,
@@ -55,7 +54,6 @@ impl Runtime {
 
     pub(crate) fn build(b: &Builder) -> io::Result<Runtime> {
         let driver = Driver::new()?;
-        let owned = Arc::new(OwnedTasks::default());
         let (scheduler, queues) = match b.kind {
             Kind::CurrentThread => (Scheduler::CurrentThread(current_thread::Shared::new(driver.clone())), Vec::new()),
             Kind::MultiThread => {
@@ -78,7 +76,7 @@ impl Runtime {
             });
             let blocking = p.handle();
             pool = Some(p);
-            HandleInner { scheduler, driver, blocking, owned }
+            HandleInner { scheduler, driver, blocking }
         });
         let Some(blocking) = pool else {
             return Err(io::Error::other("blocking pool was not created"));
@@ -196,10 +194,9 @@ impl Runtime {
             }
             Scheduler::CurrentThread(s) => s.shutdown(),
         }
-        // 2. Cancel every live task: wake them all; the closed scheduler drops them.
-        for waker in inner.owned.close() {
-            waker.wake();
-        }
+        // 2. Cancel every live task: idle ones are dropped here, a task still being
+        //    polled (a worker that outlived the timeout) by its poller.
+        inner.scheduler.owned().shutdown_all();
         if let Scheduler::MultiThread(s) = &inner.scheduler {
             s.drain_queues();
         }

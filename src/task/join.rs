@@ -4,13 +4,10 @@ use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::{Mutex, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
-use super::TaskMeta;
-
-type TaskOutput<T> = Result<T, JoinError>;
+use super::raw::RawJoin;
 
 /// An owned permission to await a spawned task's output, and to abort it.
 ///
@@ -33,42 +30,20 @@ type TaskOutput<T> = Result<T, JoinError>;
 /// });
 /// ```
 pub struct JoinHandle<T> {
-    task: Option<async_task::FallibleTask<TaskOutput<T>, TaskMeta>>,
-    /// The task's metadata (abort flag), inside the task allocation.
-    ///
-    /// # Invariant
-    ///
-    /// Non-null and valid whenever `task` is `Some`: it was taken from that task before
-    /// the task was made fallible, and the allocation lives as long as the task handle.
-    meta: *const TaskMeta,
-    /// A waker of the task, to schedule it after setting the abort flag (`None` for
-    /// tasks outside a task table, which cannot be woken to be aborted).
-    waker: Option<Waker>,
+    /// `None` for a task its runtime refused (shutting down).
+    raw: Option<RawJoin<T>>,
 }
 
-// SAFETY: `meta` points into the task allocation, which `task` keeps alive; `TaskMeta` is
-// `Sync` (an atomic), so sharing or sending the pointer along with the handle is as safe
-// as sharing the `FallibleTask` itself, which is `Send + Sync` for `T: Send`.
-unsafe impl<T: Send> Send for JoinHandle<T> {}
-// SAFETY: see the `Send` impl; `&JoinHandle` only reads the atomic flag through `meta`.
-unsafe impl<T: Send> Sync for JoinHandle<T> {}
 impl<T> Unpin for JoinHandle<T> {}
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn new(task: async_task::Task<TaskOutput<T>, TaskMeta>, waker: Option<Waker>) -> JoinHandle<T> {
-        let meta: *const TaskMeta = task.metadata();
-        JoinHandle { task: Some(task.fallible()), meta, waker }
+    pub(crate) fn new(raw: RawJoin<T>) -> JoinHandle<T> {
+        JoinHandle { raw: Some(raw) }
     }
 
     /// A handle for a task that could not be spawned (its runtime was shutting down).
     pub(crate) fn cancelled() -> JoinHandle<T> {
-        JoinHandle { task: None, meta: std::ptr::null(), waker: None }
-    }
-
-    /// A handle for a task outside any task table (blocking-pool tasks).
-    pub(crate) fn unowned(task: async_task::Task<TaskOutput<T>, TaskMeta>) -> JoinHandle<T> {
-        let meta: *const TaskMeta = task.metadata();
-        JoinHandle { task: Some(task.fallible()), meta, waker: None }
+        JoinHandle { raw: None }
     }
 
     /// Cancels the task.
@@ -88,17 +63,8 @@ impl<T> JoinHandle<T> {
     /// });
     /// ```
     pub fn abort(&self) {
-        let Some(task) = &self.task else { return };
-        if task.is_finished() {
-            return;
-        }
-        // SAFETY: `task` is `Some`, so by the field's invariant `meta` is valid.
-        let meta = unsafe { &*self.meta };
-        meta.aborted.store(true, Ordering::Release);
-        if let Some(waker) = &self.waker {
-            // Schedules the task; the scheduler sees the flag and drops the future. On a
-            // runtime that shut down, the schedule function drops it instead.
-            waker.wake_by_ref();
+        if let Some(raw) = &self.raw {
+            raw.abort();
         }
     }
 
@@ -116,7 +82,7 @@ impl<T> JoinHandle<T> {
     /// });
     /// ```
     pub fn is_finished(&self) -> bool {
-        self.task.as_ref().is_none_or(|t| t.is_finished())
+        self.raw.as_ref().is_none_or(RawJoin::is_finished)
     }
 }
 
@@ -124,21 +90,9 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let Some(task) = self.task.as_mut() else {
-            return Poll::Ready(Err(JoinError::cancelled()));
-        };
-        match Pin::new(task).poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(out)) => Poll::Ready(out),
-            Poll::Ready(None) => Poll::Ready(Err(JoinError::cancelled())),
-        }
-    }
-}
-
-impl<T> Drop for JoinHandle<T> {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.detach();
+        match self.raw.as_mut() {
+            Some(raw) => raw.poll_output(cx),
+            None => Poll::Ready(Err(JoinError::cancelled())),
         }
     }
 }

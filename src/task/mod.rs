@@ -2,86 +2,101 @@
 //!
 //! # What a task is
 //!
-//! A task is one heap allocation made by `async-task`: a header with the reference
-//! count and the state bits, the schedule function, the future, and a small
-//! `TaskMeta` (the abort flag). `async-task` owns the state machine (scheduled,
-//! running, completed, closed) and the waker vtable; this module adds what a runtime
-//! needs on top of it:
+//! A task is one heap allocation (`raw`): a header with the state word (lifecycle bits
+//! and reference count, `state`), the owner (the scheduler that queues it, or the
+//! blocking pool) and the task-list links, then the future, later its output. The
+//! pieces:
 //!
-//! * **Panic capture.** The future is wrapped so a panic while polling becomes the
+//! * `state`: the state machine and its invariants, the part to read first;
+//! * `raw`: the allocation, `Runnable` (run or drop a scheduled task), the waker
+//!   vtable, the join handle's side;
+//! * `owned`: the runtime's task list, so shutdown reaches tasks that sit in no queue;
+//! * `join`: the public [`JoinHandle`] and [`JoinError`].
+//!
+//! What a runtime needs on top of "poll a future when woken":
+//!
+//! * **Panic capture.** A panic while polling (or while dropping the future) becomes the
 //!   task's output (`Err(JoinError::is_panic)`) and never unwinds into a worker.
-//! * **Ownership for shutdown** (`owned::OwnedTasks`). Every live task has a waker in
-//!   its runtime's task table. A runtime that shuts down closes the table (no new
-//!   task is accepted), wakes every task in it, and the schedule function then drops the
-//!   `Runnable` instead of queueing it. Dropping a `Runnable` drops the future: so a
-//!   task parked forever on a socket, a timer or `pending()` is still dropped when its
-//!   runtime goes. The table entry is removed when the future is dropped (completion or
-//!   cancellation), by a guard that lives inside the future.
-//! * **Abort.** [`JoinHandle::abort`] sets the abort flag in the task's metadata and wakes
-//!   the task through its table entry. Schedulers check the flag before running a
-//!   `Runnable` and drop it instead: the future is dropped on the next scheduling point,
-//!   never while it is being polled.
+//! * **Ownership for shutdown.** Every live task of a runtime is in its task list. A
+//!   runtime that shuts down closes the list (no new task is accepted) and cancels every
+//!   task in it: a task parked forever on a socket, a timer or `pending()` is still
+//!   dropped when its runtime goes.
+//! * **Abort.** [`JoinHandle::abort`] sets the `CANCELLED` bit; the future is dropped on
+//!   the task's next scheduling point (it is scheduled if idle), never while it is
+//!   being polled.
 //!
 //! # Invariants
 //!
-//! 1. A task's table entry exists from spawn until its future is dropped.
-//! 2. A `Runnable` is either in exactly one queue, being run, or being dropped.
-//! 3. After a runtime closes its table, no task of that runtime is ever polled again.
+//! 1. A runtime task is in its runtime's task list from spawn until its future is
+//!    dropped.
+//! 2. A `Runnable` is either in exactly one queue, being run, or being dropped; a task
+//!    has at most one.
+//! 3. After a runtime closes its list, no task of that runtime is polled again.
 
 mod join;
 pub(crate) mod owned;
+mod raw;
+mod state;
 mod yield_now;
 
 pub use join::{JoinError, JoinHandle};
 pub use yield_now::yield_now;
 
+pub(crate) use raw::Runnable;
+
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use owned::OwnedGuard;
+use owned::OwnedTasks;
 
-/// Per-task data stored inside the task allocation.
-#[derive(Debug, Default)]
-pub(crate) struct TaskMeta {
-    /// Set by [`JoinHandle::abort`]; schedulers drop an aborted `Runnable` instead of
-    /// running it.
-    aborted: AtomicBool,
-    /// The runtime scheduler the task belongs to (`None` for blocking-pool tasks, whose
-    /// schedule function carries its own). Kept here rather than captured by the
-    /// schedule function: async-task makes a zero-sized schedule function cheaper (see
-    /// `scheduler::schedule_task`).
-    scheduler: Option<crate::runtime::scheduler::Scheduler>,
+/// Who runs a task: where its `Runnable`s go, and which task list holds it.
+pub(crate) enum Owner {
+    /// A runtime task: queued on its scheduler, listed in the scheduler's task list.
+    Runtime(crate::runtime::scheduler::Scheduler),
+    /// A `spawn_blocking` closure: run once on the blocking pool, in no list.
+    Blocking(crate::runtime::blocking::BlockingSpawner),
+    /// Unit tests: queued in a vector, listed in its own list.
+    #[cfg(test)]
+    Test(std::sync::Arc<testing::TestOwner>),
 }
 
-impl TaskMeta {
-    /// Metadata of a task of `scheduler`.
-    pub(crate) fn new(scheduler: crate::runtime::scheduler::Scheduler) -> TaskMeta {
-        TaskMeta { aborted: AtomicBool::new(false), scheduler: Some(scheduler) }
-    }
-
-    /// Whether the task was aborted.
-    pub(crate) fn is_aborted(&self) -> bool {
-        self.aborted.load(Ordering::Acquire)
-    }
-
-    /// The scheduler the task belongs to.
-    pub(crate) fn scheduler(&self) -> Option<&crate::runtime::scheduler::Scheduler> {
-        self.scheduler.as_ref()
+impl Owner {
+    /// The task list tasks of this owner are linked into.
+    pub(crate) fn owned(&self) -> Option<&OwnedTasks> {
+        match self {
+            Owner::Runtime(s) => Some(s.owned()),
+            Owner::Blocking(_) => None,
+            #[cfg(test)]
+            Owner::Test(t) => Some(&t.owned),
+        }
     }
 }
 
-/// A scheduled unit of work as the schedulers see it.
-pub(crate) type Runnable = async_task::Runnable<TaskMeta>;
+/// Queues `runnable` with its owner. `yielded`: the task woke itself while running
+/// (`yield_now`), so it goes behind the others.
+///
+/// The owner is cloned before the `Runnable` is handed over where the owner is reached
+/// through the task: once queued, the task may run and be freed on another thread.
+pub(crate) fn schedule(runnable: Runnable, yielded: bool) {
+    match runnable.owner() {
+        Owner::Runtime(_) => crate::runtime::scheduler::schedule_task(runnable, yielded),
+        Owner::Blocking(spawner) => {
+            let spawner = spawner.clone();
+            // A refused job (pool shut down) is dropped with its runnable: the task is
+            // cancelled and its handle reports it.
+            let _ = spawner.spawn(Box::new(move || runnable.run()));
+        }
+        #[cfg(test)]
+        Owner::Test(t) => {
+            let t = t.clone();
+            t.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(runnable);
+        }
+    }
+}
 
-/// Runs one task unless it was aborted. Schedulers call this and nothing else.
+/// Runs one task (or drops its future, if it was aborted). Schedulers call this and
+/// nothing else.
 #[inline]
 pub(crate) fn run(runnable: Runnable) {
-    if runnable.metadata().is_aborted() {
-        // Dropping the runnable cancels the task: its future is dropped here.
-        drop(runnable);
-        return;
-    }
     crate::runtime::coop::reset();
     runnable.run();
 }
@@ -102,21 +117,18 @@ pub(crate) fn start<F: Future>(bound: Result<(Runnable, JoinHandle<F::Output>), 
     }
 }
 
-/// Builds the future a task really runs: the user's future with panics caught, and the
-/// table guard dropped together with it.
-async fn wrap<F>(future: F, guard: OwnedGuard) -> Result<F::Output, JoinError>
+/// Creates a task outside any task list (the blocking pool's) and schedules it.
+pub(crate) fn spawn_unlisted<F>(future: F, owner: Owner) -> JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let _guard = guard;
-    let mut future = std::pin::pin!(future);
-    std::future::poll_fn(move |cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-        Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
-        Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
-        Err(payload) => std::task::Poll::Ready(Err(JoinError::panic(payload))),
-    })
-    .await
+    // Two references: the `Runnable` and the handle.
+    let ptr = raw::allocate(future, owner, 0, 2);
+    // SAFETY: fresh task; each wrapper takes the reference counted for it.
+    let (runnable, handle) = unsafe { (Runnable::from_new(ptr), JoinHandle::new(raw::RawJoin::from_new(ptr))) };
+    runnable.schedule();
+    handle
 }
 
 /// Spawns a future onto the current runtime and returns a handle to await its output.
@@ -205,5 +217,36 @@ where
             "blitz_io::task::spawn_blocking called outside a blitz-io runtime: start one with \
              blitz_io::run(..), Runtime::block_on(..) or #[blitz_io::main]"
         ),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! An owner for unit tests: a task list and a queue the test runs by hand.
+
+    use std::sync::{Arc, Mutex, PoisonError};
+
+    use super::owned::OwnedTasks;
+    use super::{Owner, Runnable};
+
+    #[derive(Default)]
+    pub(crate) struct TestOwner {
+        pub(crate) owned: OwnedTasks,
+        pub(crate) queue: Mutex<Vec<Runnable>>,
+    }
+
+    impl TestOwner {
+        pub(crate) fn new() -> Arc<TestOwner> {
+            Arc::new(TestOwner::default())
+        }
+
+        pub(crate) fn owner(self: &Arc<Self>) -> Owner {
+            Owner::Test(self.clone())
+        }
+
+        /// Takes the queued runnables.
+        pub(crate) fn take(&self) -> Vec<Runnable> {
+            std::mem::take(&mut *self.queue.lock().unwrap_or_else(PoisonError::into_inner))
+        }
     }
 }

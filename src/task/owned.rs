@@ -1,101 +1,158 @@
-//! The task table of one runtime: a waker for every live task, so shutdown can reach
-//! tasks that sit in no queue.
+//! The task list of one runtime: every live task, so shutdown can reach tasks that sit
+//! in no queue.
 //!
 //! A task parked on I/O, a timer or a channel is referenced only by wakers; no queue
-//! holds it. To cancel such tasks when a runtime is dropped, the runtime keeps one waker
-//! per task here. [`OwnedTasks::close`] refuses new tasks and returns every waker; waking
-//! them makes each task scheduled, and a closed scheduler drops the `Runnable`, which
-//! drops the future.
+//! holds it. To cancel such tasks when a runtime is dropped, each task is linked into
+//! this list from spawn until its future is dropped, and the list holds one counted
+//! reference to it (see `task::state`). [`OwnedTasks::shutdown_all`] refuses new tasks,
+//! unlinks every task and cancels it: the future is dropped right there if the task is
+//! idle, or by the worker polling it when that poll ends.
 //!
-//! The entry is removed by [`OwnedGuard`], which lives inside the task's future and so
-//! is dropped exactly when the future is (completion, abort or shutdown).
+//! The list is intrusive (the links live in the task header): linking and unlinking
+//! allocate nothing and touch no reference count besides the list's own reference,
+//! dropped together with the poller's in one operation when a task completes. (The
+//! table before this held a waker per task: a clone and a drop, plus an `Arc` of the
+//! shard in a guard inside the future: six atomic operations per task more.)
 //!
 //! # Shards
 //!
-//! The table is split into [`SHARDS`] slabs, each behind its own mutex on its own cache
+//! The list is split into [`SHARDS`] lists, each behind its own mutex on its own cache
 //! lines, and a thread spreads the tasks it spawns over them in turn (each thread starts
-//! at a different shard). A task's entry is removed from the shard it went into, often
-//! by another worker (the task was stolen, or woken there). With one table and one lock,
+//! at a different shard). A task is unlinked from the shard it went into, often by
+//! another worker (the task was stolen, or woken there). With one list and one lock,
 //! spawn + join on two workers spent half its time in that lock
 //! (`perf record -e cpu-clock` on `rtbench --bench spawn`); giving each thread a home
 //! shard was not enough, because a stolen task's removal then always lands on the
 //! spawner's busy shard. Spreading makes two workers meet on a lock about once in
-//! [`SHARDS`] operations. The guard holds an `Arc` of its shard, not of the whole table,
-//! so the reference count it touches is on the shard's cache line, not one line shared by
-//! every task of the runtime.
+//! [`SHARDS`] operations.
 //!
 //! Lock discipline: no waker is woken and no future is dropped while a shard lock is
-//! held (a dropped future removes its own entry and would deadlock).
+//! held (a dropped future may spawn, or complete another task, and so take a shard lock).
 //!
 //! # Closing
 //!
-//! [`OwnedTasks::close`] sets each shard's `closed` flag under that shard's lock. A spawn
-//! holds its shard lock from the check of the flag until the new task's waker is stored.
-//! So a task is either refused (its future handed back, never polled) or its waker is in
-//! the table before that shard is closed and is among the wakers `close` returns: no task
-//! slips past a shutdown.
+//! `shutdown_all` sets each shard's `closed` flag under that shard's lock. A spawn holds
+//! its shard lock from the check of the flag until the new task is linked. So a task is
+//! either refused (its future handed back, never polled) or linked before that shard is
+//! closed and is among the tasks `shutdown_all` cancels: no task slips past a shutdown.
+//!
+//! # Lifetime
+//!
+//! A task reaches its list through its owner (the scheduler's `Shared`, which holds the
+//! list), and the owner is kept alive by the task's header until the task is freed. So
+//! unlinking, which happens before the task's last reference can go, always finds the
+//! list.
 
-use std::cell::Cell;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::Waker;
+use std::ptr::NonNull;
 
-use super::{JoinHandle, Runnable, TaskMeta};
+use super::raw::{self, Header, RawJoin, Runnable};
+use super::{JoinHandle, Owner};
+use crate::loom::sync::Mutex;
 
 /// Number of shards (a power of two).
+#[cfg(not(loom))]
 const SHARDS: usize = 16;
+/// Under loom: fewer locks to explore.
+#[cfg(loom)]
+const SHARDS: usize = 2;
 
-/// The task table.
-#[derive(Debug)]
+/// The task list.
 pub(crate) struct OwnedTasks {
-    shards: Box<[Arc<Shard>]>,
+    shards: Box<[Shard]>,
 }
 
 impl Default for OwnedTasks {
     fn default() -> OwnedTasks {
-        OwnedTasks { shards: (0..SHARDS).map(|_| Arc::new(Shard::default())).collect() }
+        OwnedTasks { shards: (0..SHARDS).map(|_| Shard { list: Mutex::new(List::default()) }).collect() }
     }
 }
 
-/// One slab of the table, alone on its cache lines.
-#[derive(Debug, Default)]
+impl std::fmt::Debug for OwnedTasks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnedTasks").field("shards", &self.shards.len()).finish()
+    }
+}
+
+/// One list, alone on its cache lines.
 #[repr(align(128))]
 struct Shard {
-    inner: Mutex<Table>,
+    list: Mutex<List>,
 }
 
-impl Shard {
-    fn lock(&self) -> MutexGuard<'_, Table> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn remove(&self, slot: usize) {
-        let waker = self.lock().release(slot);
-        // Dropped outside the lock: dropping a waker may free the task.
-        drop(waker);
-    }
-}
-
-#[derive(Debug, Default)]
-struct Table {
-    /// Slot `i` holds the waker of the task in slot `i`, or the next free slot.
-    slots: Vec<Slot>,
-    /// Head of the free list.
-    free: Option<usize>,
+#[derive(Default)]
+struct List {
+    head: Option<NonNull<Header>>,
     len: usize,
     closed: bool,
 }
 
-#[derive(Debug)]
-enum Slot {
-    Task(Waker),
-    Reserved,
-    Free(Option<usize>),
+// SAFETY: the list holds pointers to tasks (which are `Send`); it is only reached under
+// its shard's mutex.
+unsafe impl Send for List {}
+
+impl List {
+    /// Links `ptr` at the head.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is a live task, not linked, whose links are guarded by this list's lock.
+    unsafe fn push(&mut self, ptr: NonNull<Header>) {
+        // SAFETY: by the contract; the old head is linked here, so alive.
+        unsafe {
+            let links = &mut *ptr.as_ref().links.get();
+            links.prev = None;
+            links.next = self.head;
+            links.linked = true;
+            if let Some(head) = self.head {
+                (*head.as_ref().links.get()).prev = Some(ptr);
+            }
+        }
+        self.head = Some(ptr);
+        self.len += 1;
+    }
+
+    /// Unlinks `ptr` if it is linked; true if it was (the caller now owns the list's
+    /// reference).
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is a live task of this list's shard.
+    unsafe fn remove(&mut self, ptr: NonNull<Header>) -> bool {
+        // SAFETY: by the contract; linked neighbours are alive (they hold a list reference).
+        unsafe {
+            let links = &mut *ptr.as_ref().links.get();
+            if !links.linked {
+                return false;
+            }
+            let (prev, next) = (links.prev.take(), links.next.take());
+            links.linked = false;
+            match prev {
+                Some(p) => (*p.as_ref().links.get()).next = next,
+                None => self.head = next,
+            }
+            if let Some(n) = next {
+                (*n.as_ref().links.get()).prev = prev;
+            }
+        }
+        self.len -= 1;
+        true
+    }
+}
+
+/// Under loom every task goes into shard 0: the models must be deterministic across
+/// iterations, and a process-wide cursor is not.
+#[cfg(loom)]
+fn next_shard() -> usize {
+    0
 }
 
 /// The shard the next task spawned on this thread goes into.
+#[cfg(not(loom))]
 fn next_shard() -> usize {
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
         static CURSOR: Cell<usize> = const { Cell::new(usize::MAX) };
@@ -111,148 +168,120 @@ fn next_shard() -> usize {
 }
 
 impl OwnedTasks {
-    /// Creates the task for `future` and records it; gives `future` back when the table
-    /// is closed (the caller drops it outside its own locks and borrows).
-    ///
-    /// The returned handle holds a waker of the task, for [`JoinHandle::abort`].
-    pub(crate) fn bind<F, S>(
-        &self,
-        future: F,
-        meta: TaskMeta,
-        schedule: S,
-    ) -> Result<(Runnable, JoinHandle<F::Output>), F>
+    /// Creates the task for `future`, owned by `owner` (whose list this must be), and
+    /// links it; gives `future` back when the list is closed (the caller drops it outside
+    /// its own locks and borrows).
+    pub(crate) fn bind<F>(&self, future: F, owner: Owner) -> Result<(Runnable, JoinHandle<F::Output>), F>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
-        S: Fn(Runnable, async_task::ScheduleInfo) + Send + Sync + 'static,
     {
-        let shard = &self.shards[next_shard()];
-        // One critical section: check `closed`, reserve the slot, create the task (an
-        // allocation; no user code runs) and store its waker. So a task is either refused
-        // or in the table before its shard can close.
-        let mut table = shard.lock();
-        if table.closed {
+        let index = next_shard();
+        // One critical section: check `closed`, create the task (an allocation; no user
+        // code runs) and link it. So a task is either refused or linked before its shard
+        // can close.
+        let mut list = crate::loom::lock(&self.shards[index].list);
+        if list.closed {
             return Err(future);
         }
-        let slot = table.reserve();
-        let guard = OwnedGuard { shard: shard.clone(), slot };
-        let (runnable, task) = async_task::Builder::new()
-            .metadata(meta)
-            .spawn(|_| super::wrap(future, guard), async_task::WithInfo(schedule));
-        let waker = runnable.waker();
-        table.slots[slot] = Slot::Task(waker.clone());
-        drop(table);
-        Ok((runnable, JoinHandle::new(task, Some(waker))))
+        // Three references: the `Runnable`, the handle, this list.
+        let ptr = raw::allocate(future, owner, index as u32, 3);
+        // SAFETY: fresh task, not linked; its shard is this one.
+        unsafe { list.push(ptr) };
+        drop(list);
+        // SAFETY: fresh task; each wrapper takes the reference counted for it.
+        unsafe { Ok((Runnable::from_new(ptr), JoinHandle::new(RawJoin::from_new(ptr)))) }
     }
 
     /// Number of live tasks.
-    #[cfg(all(test, not(loom)))]
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().len).sum()
+        self.shards.iter().map(|s| crate::loom::lock(&s.list).len).sum()
     }
 
-    /// Refuses new tasks from now on and returns the wakers of all live tasks.
-    ///
-    /// The caller wakes them after this returns (outside the locks).
-    pub(crate) fn close(&self) -> Vec<Waker> {
-        let mut wakers = Vec::new();
+    /// Refuses new tasks from now on and cancels every task in the list (outside the
+    /// locks): idle ones are dropped here, running ones by their poller.
+    pub(crate) fn shutdown_all(&self) {
         for shard in self.shards.iter() {
-            let mut table = shard.lock();
-            table.closed = true;
-            wakers.extend(table.slots.iter().filter_map(|s| match s {
-                Slot::Task(w) => Some(w.clone()),
-                _ => None,
-            }));
-        }
-        wakers
-    }
-}
-
-impl Table {
-    fn reserve(&mut self) -> usize {
-        self.len += 1;
-        match self.free {
-            Some(key) => {
-                self.free = match self.slots[key] {
-                    Slot::Free(next) => next,
-                    _ => None,
-                };
-                self.slots[key] = Slot::Reserved;
-                key
+            let mut tasks = Vec::new();
+            let mut list = crate::loom::lock(&shard.list);
+            list.closed = true;
+            while let Some(ptr) = list.head {
+                // SAFETY: `ptr` is linked in this shard, so alive.
+                unsafe { list.remove(ptr) };
+                tasks.push(ptr);
             }
-            None => {
-                self.slots.push(Slot::Reserved);
-                self.slots.len() - 1
+            drop(list);
+            for ptr in tasks {
+                // SAFETY: unlinking gave this function the list's reference.
+                unsafe { raw::shutdown(ptr) };
             }
         }
     }
-
-    fn release(&mut self, key: usize) -> Option<Waker> {
-        let slot = self.slots.get_mut(key)?;
-        if matches!(slot, Slot::Free(_)) {
-            return None;
-        }
-        let old = std::mem::replace(slot, Slot::Free(self.free));
-        self.free = Some(key);
-        self.len -= 1;
-        match old {
-            Slot::Task(w) => Some(w),
-            _ => None,
-        }
-    }
 }
 
-/// Removes a task's table entry when the task's future is dropped.
-#[derive(Debug)]
-pub(crate) struct OwnedGuard {
-    shard: Arc<Shard>,
-    slot: usize,
-}
-
-impl Drop for OwnedGuard {
-    fn drop(&mut self) {
-        self.shard.remove(self.slot);
-    }
+/// Unlinks a task whose future was dropped; true if it was linked (the caller then drops
+/// the list's reference too).
+///
+/// # Safety
+///
+/// `ptr` is a live task.
+pub(super) unsafe fn release(ptr: NonNull<Header>) -> bool {
+    // SAFETY: the caller's reference keeps the header (and its owner, and so the list)
+    // alive.
+    let h = unsafe { ptr.as_ref() };
+    let Some(owned) = h.owner.owned() else { return false };
+    let mut list = crate::loom::lock(&owned.shards[h.shard as usize].list);
+    // SAFETY: the task went into this shard at `bind`.
+    unsafe { list.remove(ptr) }
 }
 
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use crate::task::testing::TestOwner;
 
     #[test]
-    fn entries_are_counted_and_removed() {
-        let owned = OwnedTasks::default();
-        let (r1, h1) = owned.bind(async { 1 }, TaskMeta::default(), |_r, _i| {}).ok().expect("open table");
-        let (r2, h2) = owned.bind(async { 2 }, TaskMeta::default(), |_r, _i| {}).ok().expect("open table");
-        assert_eq!(owned.len(), 2);
+    fn tasks_are_listed_until_their_future_is_dropped() {
+        let t = TestOwner::new();
+        let (r1, h1) = t.owned.bind(async { 1 }, t.owner()).ok().expect("open list");
+        let (r2, h2) = t.owned.bind(async { 2 }, t.owner()).ok().expect("open list");
+        assert_eq!(t.owned.len(), 2);
         r1.run();
-        assert_eq!(owned.len(), 1, "completing a task removes its entry");
+        assert_eq!(t.owned.len(), 1, "completing a task unlinks it");
         drop(h1);
         drop(r2);
-        assert_eq!(owned.len(), 0, "dropping a runnable (cancel) removes its entry");
+        assert_eq!(t.owned.len(), 0, "dropping a runnable (cancel) unlinks it");
         drop(h2);
     }
 
     #[test]
-    fn freed_slots_are_reused() {
-        let owned = OwnedTasks::default();
-        for i in 0..4 * SHARDS {
-            let (r, _h) = owned.bind(async move { i }, TaskMeta::default(), |_r, _i| {}).ok().expect("open table");
+    fn unlinking_in_any_order_keeps_the_lists_consistent() {
+        let t = TestOwner::new();
+        let mut tasks: Vec<_> =
+            (0..5 * SHARDS).map(|i| t.owned.bind(async move { i }, t.owner()).ok().expect("open list")).collect();
+        assert_eq!(t.owned.len(), 5 * SHARDS);
+        // Middle, head and tail positions of every shard's list.
+        let mut k = 0;
+        while !tasks.is_empty() {
+            k = (k + 7) % tasks.len();
+            let (r, h) = tasks.swap_remove(k);
             r.run();
+            drop(h);
+            assert_eq!(t.owned.len(), tasks.len());
         }
-        let slots: usize = owned.shards.iter().map(|s| s.lock().slots.len()).sum();
-        assert_eq!(slots, SHARDS, "one task at a time needs one slot per shard, reused");
-        assert_eq!(owned.len(), 0);
     }
 
     #[test]
-    fn closed_table_refuses_tasks() {
-        let owned = OwnedTasks::default();
-        let (r1, _h1) = owned.bind(std::future::pending::<()>(), TaskMeta::default(), |_r, _i| {}).expect("open table");
-        let wakers = owned.close();
-        assert_eq!(wakers.len(), 1);
-        assert!(owned.bind(async {}, TaskMeta::default(), |_r, _i| {}).is_err());
-        drop(r1);
-        assert_eq!(owned.len(), 0);
+    fn closed_list_refuses_tasks_and_cancels_idle_ones() {
+        let t = TestOwner::new();
+        let (r1, mut h1) = t.owned.bind(std::future::pending::<()>(), t.owner()).expect("open list");
+        r1.run(); // idle now, held only by the list and the handle
+        t.owned.shutdown_all();
+        assert_eq!(t.owned.len(), 0);
+        assert!(t.owned.bind(async {}, t.owner()).is_err());
+        let waker = std::task::Waker::noop();
+        let out = std::pin::Pin::new(&mut h1).poll(&mut std::task::Context::from_waker(waker));
+        assert!(matches!(out, std::task::Poll::Ready(Err(e)) if e.is_cancelled()));
     }
 }

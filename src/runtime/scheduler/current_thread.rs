@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use crate::runtime::io::Driver;
 use crate::runtime::park::Parker;
+use crate::task::owned::OwnedTasks;
 use crate::task::Runnable;
 
 /// Tasks run between two non-blocking driver turns.
@@ -48,6 +49,8 @@ pub(crate) struct Shared {
     pub(crate) driver: Arc<Driver>,
     shutdown: AtomicBool,
     driving: AtomicBool,
+    /// Every live task of this runtime.
+    pub(crate) owned: OwnedTasks,
 }
 
 thread_local! {
@@ -68,6 +71,7 @@ impl Shared {
             driver,
             shutdown: AtomicBool::new(false),
             driving: AtomicBool::new(false),
+            owned: OwnedTasks::default(),
         })
     }
 

@@ -16,42 +16,38 @@ use std::time::{Duration, Instant};
 
 use super::io::Driver;
 use crate::task::owned::OwnedTasks;
-use crate::task::{JoinHandle, Runnable, TaskMeta};
+use crate::task::{JoinHandle, Owner, Runnable};
 
-/// async-task's schedule function for every runtime task: it finds the task's
-/// scheduler in the task's metadata and queues the task there.
+/// Queues a runtime task on the scheduler named in its header.
 ///
-/// It captures nothing, on purpose. For a schedule function with captured state (an
-/// `Arc` of the scheduler, as this was before), async-task brackets every call with a
-/// waker clone and drop (two atomic read-modify-writes) to keep that state alive, and
-/// turns a wake by value into a wake by reference plus a waker drop. Zero-sized, a wake
-/// by value is one compare-and-swap. So the scheduler is kept alive here instead: on the
-/// scheduler's own thread its thread-local holds an `Arc` of it (the flavour's
-/// `schedule_local`, given only the scheduler's address to compare); anywhere else an
-/// `Arc` is cloned from the metadata while the task, and so its metadata, is still
-/// alive, before the task is handed over. Measured: current-thread wake ping-pong,
-/// spawn + join (see the commit).
-fn schedule_task(runnable: Runnable, info: async_task::ScheduleInfo) {
+/// No reference count is touched on the common path: on the scheduler's own thread its
+/// thread-local holds an `Arc` of it (the flavour's `schedule_local`, given only the
+/// scheduler's address to compare); anywhere else an `Arc` is cloned from the task's
+/// owner while the task is still alive, before the task is handed over (once queued it
+/// may run and be freed on another thread). `yielded`: the task woke itself while
+/// running.
+pub(crate) fn schedule_task(runnable: Runnable, yielded: bool) {
     enum Target {
         Current(*const current_thread::Shared),
         Multi(*const multi_thread::Shared),
     }
-    let target = match runnable.metadata().scheduler() {
-        Some(Scheduler::CurrentThread(s)) if !s.is_shutdown() => Some(Target::Current(Arc::as_ptr(s))),
-        Some(Scheduler::MultiThread(s)) if !s.is_shutdown() => Some(Target::Multi(Arc::as_ptr(s))),
+    let target = match runnable.owner() {
+        Owner::Runtime(Scheduler::CurrentThread(s)) if !s.is_shutdown() => Some(Target::Current(Arc::as_ptr(s))),
+        Owner::Runtime(Scheduler::MultiThread(s)) if !s.is_shutdown() => Some(Target::Multi(Arc::as_ptr(s))),
         // Shutting down (runtime tasks always have a scheduler): cancel the task.
         _ => None,
     };
     let rest = match target {
         Some(Target::Current(me)) => current_thread::schedule_local(me, runnable),
-        Some(Target::Multi(me)) => multi_thread::schedule_local(me, runnable, info),
+        Some(Target::Multi(me)) => multi_thread::schedule_local(me, runnable, yielded),
         None => {
             drop(runnable);
             return;
         }
     };
     if let Some(r) = rest {
-        let Some(scheduler) = r.metadata().scheduler().cloned() else { return };
+        let Owner::Runtime(scheduler) = r.owner() else { return };
+        let scheduler = scheduler.clone();
         match scheduler {
             Scheduler::CurrentThread(s) => s.push_remote(r),
             Scheduler::MultiThread(s) => s.push_remote(r),
@@ -67,14 +63,22 @@ pub(crate) enum Scheduler {
 }
 
 impl Scheduler {
-    /// Creates the task for `future` in the table `owned`, not yet scheduled; gives
-    /// `future` back when the runtime is shutting down.
-    pub(crate) fn bind<F>(&self, owned: &OwnedTasks, future: F) -> Result<(Runnable, JoinHandle<F::Output>), F>
+    /// Creates the task for `future` in this scheduler's task list, not yet scheduled;
+    /// gives `future` back when the runtime is shutting down.
+    pub(crate) fn bind<F>(&self, future: F) -> Result<(Runnable, JoinHandle<F::Output>), F>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        owned.bind(future, TaskMeta::new(self.clone()), schedule_task)
+        self.owned().bind(future, Owner::Runtime(self.clone()))
+    }
+
+    /// The task list of this runtime.
+    pub(crate) fn owned(&self) -> &OwnedTasks {
+        match self {
+            Scheduler::CurrentThread(s) => &s.owned,
+            Scheduler::MultiThread(s) => &s.owned,
+        }
     }
 
     pub(crate) fn block_on<F: Future>(&self, driver: &Arc<Driver>, future: F) -> F::Output {

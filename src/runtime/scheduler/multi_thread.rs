@@ -147,6 +147,7 @@ use self::cpu_gate::{CpuGate, Stints};
 use self::idle::Idle;
 use crate::runtime::io::Driver;
 use crate::runtime::park::Parker;
+use crate::task::owned::OwnedTasks;
 use crate::task::Runnable;
 
 // The files sit beside this one (`scheduler/cpu_gate.rs`, `scheduler/idle.rs`), declared
@@ -181,6 +182,8 @@ pub(crate) struct Shared {
     gate: CpuGate,
     pub(crate) driver: Arc<Driver>,
     shutdown: AtomicBool,
+    /// Every live task of this runtime.
+    pub(crate) owned: OwnedTasks,
 }
 
 thread_local! {
@@ -211,6 +214,7 @@ impl Shared {
             gate: CpuGate::new(),
             driver,
             shutdown: AtomicBool::new(false),
+            owned: OwnedTasks::default(),
         });
         (shared, queues)
     }
@@ -272,11 +276,7 @@ impl Shared {
 /// is at `me` (its thread-local's `Arc` then keeps it alive): in the LIFO slot or the
 /// queue, waking a helper when that leaves work to share. Otherwise gives the task back
 /// for `push_remote` (`scheduler::schedule_task`).
-pub(crate) fn schedule_local(
-    me: *const Shared,
-    runnable: Runnable,
-    info: async_task::ScheduleInfo,
-) -> Option<Runnable> {
+pub(crate) fn schedule_local(me: *const Shared, runnable: Runnable, yielded: bool) -> Option<Runnable> {
     let mut runnable = Some(runnable);
     let _ = LOCAL.try_with(|l| {
         let Ok(mut l) = l.try_borrow_mut() else { return };
@@ -288,7 +288,7 @@ pub(crate) fn schedule_local(
         let notify = if local.in_driver {
             local.queue.push(r);
             false
-        } else if info.woken_while_running {
+        } else if yielded {
             local.queue.push(r);
             true
         } else if let Some(prev) = local.lifo.replace(r) {
