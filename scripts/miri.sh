@@ -12,7 +12,7 @@
 # Stage 1, unit tests (`--lib`, Miri's default Stacked Borrows aliasing model): the tests
 # that exercise
 #   * task::         the task table (`task::owned`) and its join handles (`task::join`,
-#                    the `unsafe` Future impl) through async-task's raw task allocation
+#                    the raw allocation, waker vtable, intrusive list)
 #   * runtime::io::scheduled_io   the readiness word and waiter list (wakers, tick CAS)
 #   * runtime::coop  the cooperative budget
 #   * time::wheel    the hierarchical timer wheel (slab, intrusive levels)

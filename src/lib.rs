@@ -46,7 +46,7 @@
 //!        │
 //!  runtime::scheduler        current_thread | multi_thread (LIFO slot, stealing, park/wake)
 //!        │
-//!  task                      async-task allocation + panic capture + task table + abort
+//!  task                      task state machine, allocation, panic capture, task list, abort
 //! ```
 //!
 //! # Implementation: who drives I/O when no runtime does

@@ -36,8 +36,8 @@ impl Future for YieldNow {
             return Poll::Ready(());
         }
         self.yielded = true;
-        // Waking while running tells the scheduler (through async-task's ScheduleInfo)
-        // to queue this task behind the others.
+        // A wake while running makes the poller resubmit the task with `yielded` set,
+        // which queues it behind the others.
         cx.waker().wake_by_ref();
         Poll::Pending
     }
