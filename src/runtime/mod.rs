@@ -18,9 +18,10 @@
 //!
 //! 1. The scheduler stops: the flag is set, workers are unparked, and joined (up to the
 //!    timeout). Tasks in their local queues are dropped as they exit.
-//! 2. The task table is closed and every live task is woken; a closed scheduler's
-//!    schedule function drops the task instead of queueing it, so tasks parked on I/O,
-//!    timers or anything else have their futures dropped here.
+//! 2. The task list is closed and every task in it is cancelled: an idle task's future
+//!    is dropped right here (tasks parked on I/O, timers or anything else), a task still
+//!    being polled by a worker that outlived the timeout has it dropped by that worker
+//!    when the poll ends. Wakes that come later find the tasks complete.
 //! 3. The driver shuts down: waits on sockets registered with it complete with an error,
 //!    timers move to the fallback driver if polled again.
 //! 4. The blocking pool stops: queued closures are dropped, running ones are waited for

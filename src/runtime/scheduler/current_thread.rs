@@ -90,7 +90,7 @@ impl Shared {
         let mut remote = self.remote();
         // Checked under the lock `shutdown` drains with: a shutdown that began after the
         // caller's check has drained already, and this task would be left in the queue
-        // for good (its metadata keeps `Shared` alive: a leak).
+        // for good (its owner keeps `Shared` alive: a leak).
         if self.shutdown.load(Ordering::Acquire) {
             drop(remote);
             drop(runnable);

@@ -224,7 +224,7 @@ impl Shared {
     pub(crate) fn push_remote(&self, runnable: Runnable) {
         self.injector.push(runnable);
         // A shutdown that began after the caller's check may have drained the injector
-        // already, and this task would stay there for good (its metadata keeps `Shared`
+        // already, and this task would stay there for good (its owner keeps `Shared`
         // alive: a leak). Look again; the fences pair with the ones in `shutdown` and
         // `drain_queues`: either that drain sees this task or this look sees the flag.
         fence(Ordering::SeqCst);
@@ -360,7 +360,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
     }
     // Cancel the tasks still queued here. Dropping the deque's `Worker` end would not drop
     // them: its buffer lives on while `Shared` holds the `Stealer`s, and the tasks' own
-    // schedule functions keep `Shared` alive (a leak, and futures never dropped).
+    // owners keep `Shared` alive (a leak, and futures never dropped).
     let local = LOCAL.with(|l| l.borrow_mut().take());
     if let Some(mut local) = local {
         drop(local.lifo.take());
