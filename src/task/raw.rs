@@ -845,6 +845,29 @@ mod loom_tests {
     }
 
     #[test]
+    fn loom_task_two_wakes_make_one_runnable() {
+        crate::loom::model("task two wakes", || {
+            let t = TestOwner::new();
+            let (fut, slot, drops) = parked(1);
+            let (r, mut h) = t.owned.bind(fut, t.owner()).ok().expect("open list");
+            r.run(); // idle, its waker in `slot`
+            let w1 = take_waker(&slot).expect("waker");
+            let w2 = w1.clone();
+            let t1 = loom::thread::spawn(move || w1.wake());
+            let t2 = loom::thread::spawn(move || w2.wake_by_ref());
+            t1.join().expect("waker 1");
+            t2.join().expect("waker 2");
+            let q = t.take();
+            assert_eq!(q.len(), 1, "two wakes of an idle task queue it once");
+            q.into_iter().for_each(|r| r.run());
+            assert_eq!(drops.load(Ordering::SeqCst), 1, "completed");
+            assert!(matches!(poll_handle(&mut h, Waker::noop()), Poll::Ready(Ok(_))));
+            drop(h);
+            assert_eq!(Arc::strong_count(&t), 1, "no leak");
+        });
+    }
+
+    #[test]
     fn loom_task_abort_vs_poll() {
         crate::loom::model("task abort vs poll", || {
             let t = TestOwner::new();
