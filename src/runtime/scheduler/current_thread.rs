@@ -195,7 +195,9 @@ pub(crate) fn block_on<F: Future>(shared: &Arc<Shared>, future: F) -> F::Output 
     let mut tick: u32 = 0;
     let mut since_turn: u32 = 0;
     loop {
-        if main.woken.swap(false, Ordering::AcqRel) {
+        // Look before the swap: in a server the main future (an accept loop) is rarely
+        // the one woken, and a swap is a locked instruction on every pass.
+        if main.woken.load(Ordering::Acquire) && main.woken.swap(false, Ordering::AcqRel) {
             crate::runtime::coop::reset();
             if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
                 return v;
