@@ -124,7 +124,7 @@ where
     F::Output: Send + 'static,
 {
     // Two references: the `Runnable` and the handle.
-    let ptr = raw::allocate(future, owner, 0, 2);
+    let ptr = raw::allocate(future, owner, 2);
     // SAFETY: fresh task; each wrapper takes the reference counted for it.
     let (runnable, handle) = unsafe { (Runnable::from_new(ptr), JoinHandle::new(raw::RawJoin::from_new(ptr))) };
     runnable.schedule();

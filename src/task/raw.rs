@@ -32,6 +32,8 @@ use std::pin::Pin;
 use std::ptr::NonNull;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
+use std::sync::atomic::AtomicU32;
+
 use super::state::{State, ToIdle, ToNotified, ToRunning};
 use super::{JoinError, Owner};
 
@@ -41,13 +43,19 @@ pub(crate) struct Header {
     vtable: &'static Vtable,
     /// Who schedules the task and which task list it is in.
     pub(super) owner: Owner,
-    /// The shard of the owner's task list this task went into.
-    pub(super) shard: u32,
+    /// The shard of the owner's task list this task went into, [`NOT_LISTED`] until the
+    /// task first goes idle (see `owned`). Written once, by the thread that owns the
+    /// future (`RUNNING`), and read by later owners: the state word's acquire/release
+    /// orders it, so relaxed accesses suffice.
+    pub(super) shard: AtomicU32,
     /// Task-list links; read and written only under that shard's lock.
     pub(super) links: UnsafeCell<Links>,
     /// The join handle's waker; see invariant 4 of [`super::state`].
     join_waker: UnsafeCell<Option<Waker>>,
 }
+
+/// `Header::shard` of a task that is in no task list (yet).
+pub(super) const NOT_LISTED: u32 = u32::MAX;
 
 /// Intrusive doubly linked list links (see `owned`).
 #[derive(Default)]
@@ -85,7 +93,7 @@ struct Cell<F: Future> {
 
 /// Allocates a task for `future` with `refs` references (see `state`), returning the
 /// header pointer. Nothing runs.
-pub(super) fn allocate<F>(future: F, owner: Owner, shard: u32, refs: usize) -> NonNull<Header>
+pub(super) fn allocate<F>(future: F, owner: Owner, refs: usize) -> NonNull<Header>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
@@ -101,7 +109,7 @@ where
                 dealloc: dealloc::<F>,
             },
             owner,
-            shard,
+            shard: AtomicU32::new(NOT_LISTED),
             links: UnsafeCell::new(Links::default()),
             join_waker: UnsafeCell::new(None),
         },
@@ -323,6 +331,11 @@ unsafe fn run(ptr: NonNull<Header>) {
         }
         if (h.vtable.poll)(ptr) {
             return complete(ptr);
+        }
+        // Going idle: from now on no queue holds the task, so its runtime's shutdown
+        // must find it in the task list. A closed list means the runtime is gone.
+        if !super::owned::link(ptr) {
+            return cancel_and_complete(ptr);
         }
         match h.state.transition_to_idle() {
             ToIdle::Ok => {}
