@@ -21,6 +21,11 @@ use super::raw::RawJoin;
 /// Awaiting is cancel safe: dropping the `.await` (for example in a `select`) leaves the
 /// task running, and the handle can be awaited again.
 ///
+/// # Panics
+///
+/// Polling the handle again after it returned the output panics (as for any future
+/// polled after completion); `.await` never does that.
+///
 /// # Examples
 ///
 /// ```

@@ -687,6 +687,16 @@ mod tests {
     }
 
     #[test]
+    #[should_panic(expected = "JoinHandle polled after it returned the task's output")]
+    fn polling_a_handle_after_its_output_panics() {
+        let t = TestOwner::new();
+        let (r, mut h) = t.owned.bind(async { 1 }, t.owner()).ok().expect("open list");
+        r.run();
+        assert!(matches!(poll_handle(&mut h, Waker::noop()), Poll::Ready(Ok(1))));
+        let _ = poll_handle(&mut h, Waker::noop());
+    }
+
+    #[test]
     fn wakes_during_a_poll_resubmit_once() {
         struct SelfWake(u32);
         impl std::future::Future for SelfWake {
