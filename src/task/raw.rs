@@ -371,6 +371,10 @@ unsafe fn complete(ptr: NonNull<Header>) {
     unsafe {
         let h = header(ptr);
         let listed = super::owned::release(ptr);
+        let refs = 1 + usize::from(listed);
+        if h.state.complete_and_release(refs) {
+            return;
+        }
         let prev = h.state.transition_to_complete();
         if !prev.is_join_interested() {
             (h.vtable.drop_output)(ptr);
@@ -385,7 +389,7 @@ unsafe fn complete(ptr: NonNull<Header>) {
                 *h.join_waker.get() = None;
             }
         }
-        if h.state.ref_dec_n(1 + usize::from(listed)) {
+        if h.state.ref_dec_n(refs) {
             free(ptr);
         }
     }

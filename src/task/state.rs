@@ -222,6 +222,23 @@ impl State {
         prev
     }
 
+    /// Completion in one step for the common case: a handle is waiting for the output
+    /// with no waker stored (it has not polled yet, or it was just woken and has not
+    /// polled again). Sets `COMPLETE` and drops the caller's `n` references at once.
+    /// Returns false, changing nothing, in any other case (or if the word changed): the
+    /// caller then takes [`State::transition_to_complete`] and drops its references after
+    /// handling the output or the waker, which needs the task alive.
+    pub(crate) fn complete_and_release(&self, n: usize) -> bool {
+        let cur = self.val.load(Ordering::Acquire);
+        if cur & (JOIN_INTEREST | JOIN_WAKER) != JOIN_INTEREST {
+            return false;
+        }
+        debug_assert!(cur & (RUNNING | COMPLETE) == RUNNING && cur / REF_ONE > n);
+        // The handle's reference is among the others, so this is never the last.
+        let next = (cur ^ (RUNNING | COMPLETE)) - n * REF_ONE;
+        self.val.compare_exchange(cur, next, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+
     /// After waking the join waker on completion: hands the slot back to the handle.
     /// Returns the state before (if the handle is gone, the caller drops the slot).
     pub(crate) fn unset_waker_after_complete(&self) -> Snapshot {
@@ -444,6 +461,26 @@ mod tests {
         assert!(!s.load().is_join_waker_set());
         assert_eq!(s.transition_to_running(false), ToRunning::Success);
         assert!(!s.transition_to_complete().is_join_interested());
+    }
+
+    #[test]
+    fn one_step_completion_only_when_a_handle_waits_without_a_waker() {
+        let s = State::new(3);
+        assert_eq!(s.transition_to_running(false), ToRunning::Success);
+        assert!(s.complete_and_release(1));
+        let now = s.load();
+        assert!(now.is_complete() && !now.is_running() && now.ref_count() == 2);
+        // A stored join waker needs the slow path (the waker must be woken first).
+        let s = State::new(3);
+        assert!(s.set_join_waker().is_ok());
+        assert_eq!(s.transition_to_running(false), ToRunning::Success);
+        assert!(!s.complete_and_release(1));
+        assert!(s.load().is_running() && s.load().ref_count() == 3, "unchanged");
+        // No handle: the output must be dropped first.
+        let s = State::new(3);
+        assert_eq!(s.transition_to_join_handle_dropped(), (false, true));
+        assert_eq!(s.transition_to_running(false), ToRunning::Success);
+        assert!(!s.complete_and_release(1));
     }
 
     #[test]
