@@ -755,3 +755,107 @@ fn ping_pong_between_tasks() {
         }
     });
 }
+
+/// The task core under cross-thread pressure: tasks parked on a hand-made gate are woken
+/// by value and by reference from two foreign threads while the runtime polls them and
+/// the test aborts every third one. Every future must be dropped exactly once, every
+/// handle must resolve (output, or cancelled for an aborted task), and the runtime's
+/// drop must find nothing left.
+#[test]
+fn foreign_wakes_aborts_and_completions_race_without_loss() {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Waker};
+
+    struct Gate {
+        open: Arc<AtomicBool>,
+        wakers: Arc<Mutex<Vec<Waker>>>,
+        polls: u32,
+    }
+    impl Future for Gate {
+        type Output = u32;
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u32> {
+            self.polls += 1;
+            if self.open.load(Ordering::Acquire) {
+                return Poll::Ready(self.polls);
+            }
+            self.wakers.lock().unwrap().push(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+
+    with_timeout(20, || {
+        for flavor in FLAVORS {
+            const N: usize = 2_000;
+            let rt = build(flavor, &unique_name("sp-race"));
+            let open = Arc::new(AtomicBool::new(false));
+            let wakers = Arc::new(Mutex::new(Vec::new()));
+            let drops = Arc::new(AtomicUsize::new(0));
+            let stop = Arc::new(AtomicBool::new(false));
+            let wakers_threads: Vec<_> = (0..2)
+                .map(|k| {
+                    let (wakers, stop) = (wakers.clone(), stop.clone());
+                    std::thread::spawn(move || {
+                        while !stop.load(Ordering::Acquire) {
+                            let batch: Vec<Waker> = std::mem::take(&mut *wakers.lock().unwrap());
+                            for w in batch {
+                                if k == 0 {
+                                    w.wake();
+                                } else {
+                                    w.wake_by_ref();
+                                }
+                            }
+                            std::thread::yield_now();
+                        }
+                    })
+                })
+                .collect();
+            let results = rt.block_on({
+                let (open, wakers, drops) = (open.clone(), wakers.clone(), drops.clone());
+                async move {
+                    let handles: Vec<_> = (0..N)
+                        .map(|_| {
+                            let count = support::DropCount(drops.clone());
+                            let gate = Gate { open: open.clone(), wakers: wakers.clone(), polls: 0 };
+                            task::spawn(async move {
+                                let _count = count;
+                                gate.await
+                            })
+                        })
+                        .collect();
+                    // Let the wake storm run a while, aborting every third task meanwhile.
+                    for (i, h) in handles.iter().enumerate() {
+                        if i % 3 == 0 {
+                            h.abort();
+                        }
+                        if i % 100 == 0 {
+                            task::yield_now().await;
+                        }
+                    }
+                    sleep(Duration::from_millis(20)).await;
+                    open.store(true, Ordering::Release);
+                    let rest: Vec<Waker> = std::mem::take(&mut *wakers.lock().unwrap());
+                    rest.into_iter().for_each(Waker::wake);
+                    let mut out = Vec::with_capacity(N);
+                    for h in handles {
+                        out.push(h.await);
+                    }
+                    out
+                }
+            });
+            stop.store(true, Ordering::Release);
+            for t in wakers_threads {
+                t.join().unwrap();
+            }
+            // The gate opens only after every abort, so an aborted task cannot finish first.
+            for (i, r) in results.iter().enumerate() {
+                match r {
+                    Ok(polls) => assert!(i % 3 != 0 && *polls >= 1, "{flavor:?}: task {i} was aborted"),
+                    Err(e) => assert!(i % 3 == 0 && e.is_cancelled(), "{flavor:?}: task {i}: {e}"),
+                }
+            }
+            drop(rt);
+            assert_eq!(drops.load(Ordering::SeqCst), N, "{flavor:?}: every future dropped once");
+        }
+    });
+}
