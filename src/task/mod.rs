@@ -123,12 +123,9 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    // Two references: the `Runnable` and the handle.
-    let ptr = raw::allocate(future, owner, 2);
-    // SAFETY: fresh task; each wrapper takes the reference counted for it.
-    let (runnable, handle) = unsafe { (Runnable::from_new(ptr), JoinHandle::new(raw::RawJoin::from_new(ptr))) };
+    let (runnable, raw) = raw::new_task(future, owner);
     runnable.schedule();
-    handle
+    JoinHandle::new(raw)
 }
 
 /// Spawns a future onto the current runtime and returns a handle to await its output.

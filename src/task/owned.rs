@@ -66,7 +66,7 @@ use std::ptr::NonNull;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::raw::{self, Header, RawJoin, Runnable, NOT_LISTED};
+use super::raw::{self, Header, Runnable, NOT_LISTED};
 use super::{JoinHandle, Owner};
 use crate::loom::sync::Mutex;
 
@@ -204,11 +204,8 @@ impl OwnedTasks {
         if self.closed.load(Ordering::Acquire) {
             return Err(future);
         }
-        // Two references: the `Runnable` and the handle (the list takes its own when it
-        // links the task).
-        let ptr = raw::allocate(future, owner, 2);
-        // SAFETY: fresh task; each wrapper takes the reference counted for it.
-        unsafe { Ok((Runnable::from_new(ptr), JoinHandle::new(RawJoin::from_new(ptr)))) }
+        let (runnable, raw) = raw::new_task(future, owner);
+        Ok((runnable, JoinHandle::new(raw)))
     }
 
     /// Number of listed tasks.

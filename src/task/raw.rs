@@ -19,8 +19,8 @@
 //! read-modify-writes per task: the task table held a waker (clone + drop), the join
 //! handle held another for `abort`, the table guard held an `Arc` of its shard. Here the
 //! table is an intrusive list holding a plain counted reference, abort and shutdown set
-//! a bit, and a spawned task that completes before its handle is polled costs about
-//! eight atomic operations, four of them the task-list lock.
+//! a bit, a task joins the list only when it first goes idle, and a spawned task that
+//! completes before its handle is polled costs about six atomic operations.
 
 use std::any::Any;
 use std::cell::UnsafeCell;
@@ -91,16 +91,17 @@ struct Cell<F: Future> {
     stage: UnsafeCell<Stage<F>>,
 }
 
-/// Allocates a task for `future` with `refs` references (see `state`), returning the
-/// header pointer. Nothing runs.
-pub(super) fn allocate<F>(future: F, owner: Owner, refs: usize) -> NonNull<Header>
+/// Creates a task for `future`: its first `Runnable` (not yet scheduled) and its join
+/// handle, one reference each (see `state`; the task list adds its own when the task
+/// first goes idle). Nothing runs.
+pub(super) fn new_task<F>(future: F, owner: Owner) -> (Runnable, RawJoin<F::Output>)
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let cell = Box::new(Cell {
         header: Header {
-            state: State::new(refs),
+            state: State::new(2),
             vtable: &Vtable {
                 poll: poll::<F>,
                 cancel: cancel::<F>,
@@ -116,14 +117,15 @@ where
         stage: UnsafeCell::new(Stage::Running(future)),
     });
     // `Cell` is `repr(C)` with the header first: a pointer to it is a header pointer.
-    NonNull::from(Box::leak(cell)).cast()
+    let ptr: NonNull<Header> = NonNull::from(Box::leak(cell)).cast();
+    (Runnable { ptr }, RawJoin { ptr, _output: PhantomData })
 }
 
 /// The stage of the task at `ptr`.
 ///
 /// # Safety
 ///
-/// `ptr` came from [`allocate`] with this `F` and the task is alive.
+/// `ptr` came from [`new_task`] with this `F` and the task is alive.
 unsafe fn stage<F: Future>(ptr: NonNull<Header>) -> *mut Stage<F> {
     // SAFETY: by the contract, `ptr` is the start of a live `Cell<F>`.
     unsafe { (*ptr.cast::<Cell<F>>().as_ptr()).stage.get() }
@@ -148,7 +150,7 @@ unsafe fn clear_stage<F: Future>(ptr: NonNull<Header>) -> Option<Box<dyn Any + S
 
 /// # Safety
 ///
-/// The caller set `RUNNING` on the task at `ptr`, made by [`allocate`] with this `F`.
+/// The caller set `RUNNING` on the task at `ptr`, made by [`new_task`] with this `F`.
 unsafe fn poll<F: Future>(ptr: NonNull<Header>) -> bool {
     // SAFETY: `RUNNING` gives this thread the future (state invariant 1).
     let Stage::Running(future) = (unsafe { &mut *stage::<F>(ptr) }) else { return true };
@@ -217,7 +219,7 @@ unsafe fn drop_output<F: Future>(ptr: NonNull<Header>) {
 /// The reference count of the task at `ptr` reached zero.
 unsafe fn dealloc<F: Future>(ptr: NonNull<Header>) {
     // SAFETY: no reference is left, so nothing else can reach the allocation; it was made
-    // by `Box` in `allocate` with this `F`.
+    // by `Box` in `new_task` with this `F`.
     drop(unsafe { Box::from_raw(ptr.cast::<Cell<F>>().as_ptr()) });
 }
 
@@ -265,15 +267,6 @@ pub(crate) struct Runnable {
 unsafe impl Send for Runnable {}
 
 impl Runnable {
-    /// Wraps a new task's first `Runnable`.
-    ///
-    /// # Safety
-    ///
-    /// `ptr` is a task fresh from [`allocate`]; this takes its `Runnable` reference.
-    pub(super) unsafe fn from_new(ptr: NonNull<Header>) -> Runnable {
-        Runnable { ptr }
-    }
-
     /// The task's owner (scheduler, or the blocking pool).
     pub(crate) fn owner(&self) -> &Owner {
         // SAFETY: this `Runnable`'s reference keeps the task alive.
@@ -477,16 +470,6 @@ unsafe impl<T: Send> Send for RawJoin<T> {}
 unsafe impl<T: Send> Sync for RawJoin<T> {}
 
 impl<T> RawJoin<T> {
-    /// Wraps a new task's join handle reference.
-    ///
-    /// # Safety
-    ///
-    /// `ptr` is fresh from [`allocate`] for a future with output `T`; this takes the
-    /// handle's reference.
-    pub(super) unsafe fn from_new(ptr: NonNull<Header>) -> RawJoin<T> {
-        RawJoin { ptr, _output: PhantomData }
-    }
-
     fn header(&self) -> &Header {
         // SAFETY: the handle's reference keeps the task alive.
         unsafe { header(self.ptr) }
@@ -640,6 +623,13 @@ mod test_support {
         }
     }
 
+    /// A `Parked` future for `polls` pending polls, with its waker slot and drop counter.
+    pub(super) fn parked(polls: usize) -> (Parked, Arc<Mutex<Option<Waker>>>, Arc<AtomicUsize>) {
+        let slot = Arc::new(Mutex::new(None));
+        let drops = Arc::new(AtomicUsize::new(0));
+        (Parked { slot: slot.clone(), polls, _drop: DropCount(drops.clone()) }, slot, drops)
+    }
+
     pub(super) fn poll_handle<T>(
         h: &mut crate::task::JoinHandle<T>,
         waker: &Waker,
@@ -654,18 +644,12 @@ mod test_support {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::{Arc, Mutex};
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
     use std::task::{Poll, Waker};
 
     use super::test_support::*;
     use crate::task::testing::TestOwner;
-
-    fn parked(polls: usize) -> (Parked, Arc<Mutex<Option<Waker>>>, Arc<AtomicUsize>) {
-        let slot = Arc::new(Mutex::new(None));
-        let drops = Arc::new(AtomicUsize::new(0));
-        (Parked { slot: slot.clone(), polls, _drop: DropCount(drops.clone()) }, slot, drops)
-    }
 
     #[test]
     fn output_reaches_a_waiting_handle_and_the_task_is_freed() {
@@ -821,18 +805,12 @@ mod tests {
 #[cfg(all(test, loom))]
 mod loom_tests {
     //! Every interleaving of the races in `state`'s module doc, on the real code.
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::Ordering;
     use std::sync::{Arc, Mutex};
     use std::task::{Poll, Waker};
 
     use super::test_support::*;
     use crate::task::testing::TestOwner;
-
-    fn parked(polls: usize) -> (Parked, Arc<Mutex<Option<Waker>>>, Arc<AtomicUsize>) {
-        let slot = Arc::new(Mutex::new(None));
-        let drops = Arc::new(AtomicUsize::new(0));
-        (Parked { slot: slot.clone(), polls, _drop: DropCount(drops.clone()) }, slot, drops)
-    }
 
     fn run_queue(t: &TestOwner) {
         loop {

@@ -15,9 +15,9 @@
 //! The rest of the word counts references ([`REF_ONE`] each). A reference is held by:
 //! the one `Runnable` (queued, or turned into the poller while it runs), the
 //! `JoinHandle`, each `Waker`, and the runtime's task list while the task is in it. A
-//! new task starts `NOTIFIED | JOIN_INTEREST` with three references (two for a task
-//! outside a list, the blocking pool's). The allocation is freed by whoever drops the
-//! count to zero.
+//! new task starts `NOTIFIED | JOIN_INTEREST` with two references (its `Runnable` and
+//! its handle); the task list adds its own when it links the task, the first time the
+//! task goes idle. The allocation is freed by whoever drops the count to zero.
 //!
 //! # Invariants
 //!
