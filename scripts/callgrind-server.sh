@@ -13,7 +13,9 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 c=${1:?usage: callgrind-server.sh CONTENDER CONNS [TOP]}; n=${2:?usage: callgrind-server.sh CONTENDER CONNS [TOP]}; top=${3:-30}
-B="$ROOT/target/release"; out="$ROOT/target/callgrind"; mkdir -p "$out"
+# BIN_DIR / OUT_DIR override where the binaries come from and where files go (used by
+# scripts/coop-cost.sh to profile a second build side by side).
+B="${BIN_DIR:-$ROOT/target/release}"; out="${OUT_DIR:-$ROOT/target/callgrind}"; mkdir -p "$out"
 command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install -y valgrind)" >&2; exit 2; }
 rm -f "$out/cg.$c.out"*
 valgrind --tool=callgrind --compress-strings=no --compress-pos=no --callgrind-out-file="$out/cg.$c.out" \
@@ -31,4 +33,4 @@ echo "$c at $n connections: $rts round trips profiled; instructions per round tr
 # Lines carrying the whole total are call-chain artefacts of inlining, not self costs.
 callgrind_annotate --auto=no --inclusive=no --threshold=100 "$out/cg.$c.out.2" 2>/dev/null | grep -E "^ *[0-9,]+ " \
   | awk -v n="$rts" 'NR==1 {t=$1} {v=$1; gsub(",","",v); if (NR==1) printf "%8.1f  total\n", v/n; else if ($1 != t) printf "%8.1f  %s\n", v/n, substr($0, index($0,$3), 140)}' \
-  | sort -rn | head -"$top"
+  | sort -rn | head -"$top" || true  # head closing the pipe early is not an error

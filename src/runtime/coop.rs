@@ -7,6 +7,11 @@
 //! the budget is unlimited: there is no scheduler to be fair to.
 //!
 //! The counter is a thread-local `Cell`; it costs a load and a store per operation.
+//!
+//! Building with `RUSTFLAGS="--cfg blitz_no_coop"` compiles the budget out (every check
+//! passes, nothing is counted). That build exists only to measure what the budget costs
+//! (`scripts/coop-cost.sh`); it is not a supported configuration, since a task with
+//! always-ready I/O can then starve the others.
 
 use std::cell::Cell;
 use std::task::{Context, Poll};
@@ -23,7 +28,9 @@ thread_local! {
 /// Grants a fresh budget; schedulers call this before each task poll.
 #[inline]
 pub(crate) fn reset() {
-    REMAINING.with(|r| r.set(BUDGET));
+    if !cfg!(blitz_no_coop) {
+        REMAINING.with(|r| r.set(BUDGET));
+    }
 }
 
 /// Removes the limit (used by `block_on` for the future it drives directly... and by
@@ -37,6 +44,9 @@ pub(crate) fn unconstrained() {
 /// `Pending` so that it yields.
 #[inline]
 pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
+    if cfg!(blitz_no_coop) {
+        return Poll::Ready(());
+    }
     REMAINING.with(|r| {
         if r.get() == 0 {
             cx.waker().wake_by_ref();
@@ -50,6 +60,9 @@ pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
 /// Spends one unit: an operation completed.
 #[inline]
 pub(crate) fn spend() {
+    if cfg!(blitz_no_coop) {
+        return;
+    }
     REMAINING.with(|r| {
         let n = r.get();
         if n != UNCONSTRAINED && n > 0 {
@@ -58,7 +71,7 @@ pub(crate) fn spend() {
     })
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(loom), not(blitz_no_coop)))]
 mod tests {
     use super::*;
     use std::task::Waker;
