@@ -33,6 +33,7 @@
 //!    has at most one.
 //! 3. After a runtime closes its list, no task of that runtime is polled again.
 
+pub(crate) mod cache;
 mod join;
 pub(crate) mod owned;
 mod raw;

@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //!
-//! One heap allocation per task, `Cell<F>`: a [`Header`] first (state word, vtable,
+//! One heap allocation per task (recycled per thread by [`super::cache`]), `Cell<F>`: a
+//! [`Header`] first (state word, vtable,
 //! owner, task-list links, join waker slot), then the stage: the future, later its
 //! output. Everything that does not depend on the future's type goes through the
 //! header pointer; the five functions that do are in the vtable (`poll`, `cancel`,
@@ -22,6 +23,7 @@
 //! a bit, a task joins the list only when it first goes idle, and a spawned task that
 //! completes before its handle is polled costs about six atomic operations.
 
+use std::alloc::Layout;
 use std::any::Any;
 use std::cell::UnsafeCell;
 use std::future::Future;
@@ -99,7 +101,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let cell = Box::new(Cell {
+    let cell = Cell {
         header: Header {
             state: State::new(2),
             vtable: &Vtable {
@@ -115,9 +117,13 @@ where
             join_waker: UnsafeCell::new(None),
         },
         stage: UnsafeCell::new(Stage::Running(future)),
-    });
+    };
+    let block = super::cache::allocate(Layout::new::<Cell<F>>()).cast::<Cell<F>>();
+    // SAFETY: `allocate` returned a block that fits and aligns a `Cell<F>` and that
+    // nothing else references.
+    unsafe { block.as_ptr().write(cell) };
     // `Cell` is `repr(C)` with the header first: a pointer to it is a header pointer.
-    let ptr: NonNull<Header> = NonNull::from(Box::leak(cell)).cast();
+    let ptr: NonNull<Header> = block.cast();
     (Runnable { ptr }, RawJoin { ptr, _output: PhantomData })
 }
 
@@ -218,9 +224,19 @@ unsafe fn drop_output<F: Future>(ptr: NonNull<Header>) {
 ///
 /// The reference count of the task at `ptr` reached zero.
 unsafe fn dealloc<F: Future>(ptr: NonNull<Header>) {
-    // SAFETY: no reference is left, so nothing else can reach the allocation; it was made
-    // by `Box` in `new_task` with this `F`.
-    drop(unsafe { Box::from_raw(ptr.cast::<Cell<F>>().as_ptr()) });
+    /// Returns the block even if a field's destructor panics.
+    struct Block(NonNull<u8>, Layout);
+    impl Drop for Block {
+        fn drop(&mut self) {
+            // SAFETY: `new_task` allocated the block with this layout; the fields are
+            // dropped (or their drop unwound) and nothing references it.
+            unsafe { super::cache::deallocate(self.0, self.1) }
+        }
+    }
+    let _block = Block(ptr.cast(), Layout::new::<Cell<F>>());
+    // SAFETY: no reference is left, so nothing else can reach the allocation; it holds a
+    // `Cell<F>` written by `new_task`, dropped here once.
+    unsafe { std::ptr::drop_in_place(ptr.cast::<Cell<F>>().as_ptr()) };
 }
 
 /// # Safety
