@@ -16,37 +16,49 @@
 //! hands them to the next tasks it spawns. Blocks are raw memory: a task's fields are
 //! dropped before its block reaches a list.
 //!
-//! * **Classes.** A task's size is rounded up to 16 bytes (malloc's own granule, so
-//!   nothing is wasted); sizes up to [`MAX_SIZE`] are cached, larger ones and alignments
-//!   above 16 always go to the allocator. A block is always allocated with its class's
-//!   layout, whether or not the cache is on, so it can be freed either way.
+//! * **Classes.** Class sizes are 24, 40, 56, … bytes (16·k + 24): glibc hands out
+//!   chunks of a request plus its 8-byte header rounded up to 16, so these sizes are the
+//!   ones that fill a chunk exactly. A task's size is rounded up to its class; sizes up
+//!   to [`MAX_SIZE`] are cached, larger ones and alignments above 16 always go to the
+//!   allocator. A block is always allocated with its class's layout, whether or not the
+//!   cache is on, so it can be freed either way.
 //! * **Bound.** At most [`CAP_BYTES`] per thread, all classes together; a block freed
-//!   beyond that goes to the allocator. Only scheduler threads cache (see [`enable`]):
-//!   a blocking-pool thread or a foreign thread that drops a task's last reference frees
-//!   straight to the allocator, so the memory held is bounded by the scheduler threads
-//!   × `CAP_BYTES`: memory malloc would also have kept in its bins after the same burst.
+//!   beyond that goes to the allocator. Only threads inside a scheduler cache (workers,
+//!   and threads while they are in `block_on`; see [`enable`]): a blocking-pool thread
+//!   or a foreign thread that drops a task's last reference frees straight to the
+//!   allocator, so the memory held is bounded by (workers + threads in `block_on`) ×
+//!   `CAP_BYTES`: memory malloc would also have kept in its bins after the same burst.
 //! * **Cross-thread.** A task made on one worker and freed on another lands in the
 //!   second one's lists; each thread's lists are its own, so no synchronisation is
 //!   needed. Work that moves tasks one way fills one cache to the cap and then frees
 //!   normally.
-//! * **Lifetime.** `block_on` enables the cache for its duration and empties it when it
-//!   returns ([`Enabled`]); a worker keeps it until its thread exits, when the
-//!   thread-local's destructor frees every block. A task freed after that destructor
-//!   ran (by another thread-local's destructor) goes to the allocator.
+//! * **Lifetime.** A scheduler thread holds an [`Enabled`] guard while it runs tasks
+//!   (`block_on`, a worker's loop); when the outermost guard drops, the cache is emptied.
+//!   Should a thread exit with blocks still held, the thread-local's destructor frees
+//!   them. A task freed after that destructor ran (by another thread-local's destructor)
+//!   goes to the allocator. Threads that never enable the cache only read a counter: they
+//!   never touch the lists (nor register their destructor).
+//! * **Checkers.** Under Miri, and in the AddressSanitizer build (`--cfg
+//!   blitz_no_task_cache`, set by `scripts/sanitize.sh address`), schedulers do not
+//!   enable the cache: a recycled block would hide a use-after-free of a task from them.
+//!   The cache's own unit tests still run there.
 
 use std::alloc::{alloc, dealloc as free_block, handle_alloc_error, Layout};
 use std::cell::Cell;
 use std::ptr::NonNull;
 
-/// Size granule of the classes (glibc's allocation granule on 64-bit targets).
+/// Step between class sizes (glibc's allocation granule on 64-bit targets).
 const GRANULE: usize = 16;
+/// The smallest class size; class `k` is `SMALLEST + k * GRANULE` bytes.
+const SMALLEST: usize = 24;
 /// Largest task allocation that is cached.
 pub(crate) const MAX_SIZE: usize = 1024;
 /// Alignment of every cached block; tasks that need more are not cached.
 const ALIGN: usize = 16;
 /// Bytes of free blocks one thread may hold (all classes together).
 pub(crate) const CAP_BYTES: usize = 256 * 1024;
-const CLASSES: usize = MAX_SIZE / GRANULE;
+/// Classes 0..CLASSES cover every size up to `MAX_SIZE`.
+const CLASSES: usize = (MAX_SIZE - SMALLEST).div_ceil(GRANULE) + 1;
 
 /// A free block: its first word links to the next one of the class.
 struct FreeBlock {
@@ -54,8 +66,6 @@ struct FreeBlock {
 }
 
 struct Cache {
-    /// Nesting depth of [`enable`]; 0 = off (frees go to the allocator).
-    enabled: Cell<u32>,
     /// Bytes held in the lists.
     bytes: Cell<usize>,
     heads: [Cell<*mut FreeBlock>; CLASSES],
@@ -69,8 +79,8 @@ impl Cache {
             let mut block = head.replace(std::ptr::null_mut());
             while !block.is_null() {
                 // SAFETY: every block in list `class` is a live allocation of
-                // `class_layout(class)` that nothing else references (`push`), with its
-                // link written there.
+                // `class_layout(class)` that nothing else references, with its link
+                // written by `deallocate`.
                 unsafe {
                     let next = (*block).next;
                     free_block(block.cast(), layout);
@@ -89,9 +99,12 @@ impl Drop for Cache {
 }
 
 thread_local! {
+    /// Nesting depth of [`enable`] on this thread; 0 = off (the lists are empty and
+    /// frees go to the allocator). Separate from `CACHE` so that a thread that never
+    /// enables the cache never touches it.
+    static ENABLED: Cell<u32> = const { Cell::new(0) };
     static CACHE: Cache = const {
         Cache {
-            enabled: Cell::new(0),
             bytes: Cell::new(0),
             heads: [const { Cell::new(std::ptr::null_mut()) }; CLASSES],
         }
@@ -101,48 +114,61 @@ thread_local! {
 /// The class of a task layout, or `None` if it is not cached.
 #[inline]
 fn class_of(layout: Layout) -> Option<usize> {
-    if layout.size() == 0 || layout.size() > MAX_SIZE || layout.align() > ALIGN {
+    if layout.size() > MAX_SIZE || layout.align() > ALIGN {
         return None;
     }
-    Some((layout.size() - 1) / GRANULE)
+    // Zero-sized layouts (never a task) get the smallest class: `alloc` never sees size 0.
+    Some(layout.size().saturating_sub(SMALLEST).div_ceil(GRANULE))
 }
 
 /// The layout every block of `class` is allocated with.
 #[inline]
 fn class_layout(class: usize) -> Layout {
-    // The size is a non-zero multiple of 16 no larger than `MAX_SIZE` and the alignment
-    // a power of two: always a valid layout.
-    match Layout::from_size_align((class + 1) * GRANULE, ALIGN) {
+    // A small non-zero size and a power-of-two alignment: always a valid layout. (The
+    // size need not be a multiple of the alignment; malloc returns 16-aligned blocks.)
+    match Layout::from_size_align(SMALLEST + class * GRANULE, ALIGN) {
         Ok(layout) => layout,
         Err(_) => unreachable!("class layouts are valid by construction"),
     }
 }
 
-/// Allocates a block for a task of `layout` (not zero-sized): from this thread's cache
-/// if it has one of the class, else from the global allocator. Aborts on out-of-memory,
-/// as `Box::new` does.
+/// Whether this thread's cache is on.
+#[inline]
+fn enabled() -> bool {
+    ENABLED.try_with(|e| e.get() > 0).unwrap_or(false)
+}
+
+/// Allocates a block for a task of `layout`: from this thread's cache if it has one of
+/// the class, else from the global allocator. Aborts on out-of-memory, as `Box::new`
+/// does.
 #[inline]
 pub(crate) fn allocate(layout: Layout) -> NonNull<u8> {
     let layout = match class_of(layout) {
         Some(class) => {
-            let cached = CACHE.try_with(|c| {
-                let block = c.heads[class].get();
-                if block.is_null() {
-                    return None;
+            if enabled() {
+                let cached = CACHE.try_with(|c| {
+                    let block = c.heads[class].get();
+                    if block.is_null() {
+                        return None;
+                    }
+                    // SAFETY: a block in the list is ours alone and holds its link, written
+                    // by `deallocate`.
+                    c.heads[class].set(unsafe { (*block).next });
+                    c.bytes.set(c.bytes.get() - class_layout(class).size());
+                    NonNull::new(block.cast::<u8>())
+                });
+                if let Ok(Some(block)) = cached {
+                    return block;
                 }
-                // SAFETY: a block in the list is ours alone and holds its link (`push`).
-                c.heads[class].set(unsafe { (*block).next });
-                c.bytes.set(c.bytes.get() - class_layout(class).size());
-                NonNull::new(block.cast::<u8>())
-            });
-            if let Ok(Some(block)) = cached {
-                return block;
             }
             class_layout(class)
         }
         None => layout,
     };
-    // SAFETY: every task layout has a non-zero size (its header is not empty).
+    // A cached class's layout is never empty; a bypassed one is the caller's, and task
+    // layouts are never empty (the header is not).
+    debug_assert!(layout.size() > 0);
+    // SAFETY: `layout` has a non-zero size (above).
     match NonNull::new(unsafe { alloc(layout) }) {
         Some(block) => block,
         None => handle_alloc_error(layout),
@@ -162,19 +188,20 @@ pub(crate) unsafe fn deallocate(block: NonNull<u8>, layout: Layout) {
         return unsafe { free_block(block.as_ptr(), layout) };
     };
     let size = class_layout(class).size();
-    let kept = CACHE
-        .try_with(|c| {
-            if c.enabled.get() == 0 || c.bytes.get() + size > CAP_BYTES {
-                return false;
-            }
-            let block = block.cast::<FreeBlock>().as_ptr();
-            // SAFETY: the block is at least 16 bytes, 16-aligned, and ours alone.
-            unsafe { block.write(FreeBlock { next: c.heads[class].get() }) };
-            c.heads[class].set(block);
-            c.bytes.set(c.bytes.get() + size);
-            true
-        })
-        .unwrap_or(false);
+    let kept = enabled()
+        && CACHE
+            .try_with(|c| {
+                if c.bytes.get() + size > CAP_BYTES {
+                    return false;
+                }
+                let block = block.cast::<FreeBlock>().as_ptr();
+                // SAFETY: the block is at least 24 bytes, 16-aligned, and ours alone.
+                unsafe { block.write(FreeBlock { next: c.heads[class].get() }) };
+                c.heads[class].set(block);
+                c.bytes.set(c.bytes.get() + size);
+                true
+            })
+            .unwrap_or(false);
     if !kept {
         // SAFETY: by the contract, allocated with this class's layout.
         unsafe { free_block(block.as_ptr(), class_layout(class)) };
@@ -187,8 +214,18 @@ pub(crate) unsafe fn deallocate(block: NonNull<u8>, layout: Layout) {
 /// worker, say) keep it on; when the outermost one drops, the cache is emptied, so a
 /// thread that once ran `block_on` keeps nothing afterwards.
 pub(crate) fn enable() -> Enabled {
-    let _ = CACHE.try_with(|c| c.enabled.set(c.enabled.get() + 1));
+    let _ = ENABLED.try_with(|e| e.set(e.get() + 1));
     Enabled { _not_send: std::marker::PhantomData }
+}
+
+/// [`enable`] for a scheduler thread: `None` under Miri and in the AddressSanitizer build
+/// (see "Checkers" in the module doc).
+pub(crate) fn enable_for_scheduler() -> Option<Enabled> {
+    if cfg!(any(miri, blitz_no_task_cache)) {
+        None
+    } else {
+        Some(enable())
+    }
 }
 
 /// Keeps this thread's task cache on; see [`enable`].
@@ -198,13 +235,14 @@ pub(crate) struct Enabled {
 
 impl Drop for Enabled {
     fn drop(&mut self) {
-        let _ = CACHE.try_with(|c| {
-            let depth = c.enabled.get().saturating_sub(1);
-            c.enabled.set(depth);
-            if depth == 0 {
-                c.flush();
-            }
+        let depth = ENABLED.try_with(|e| {
+            let depth = e.get().saturating_sub(1);
+            e.set(depth);
+            depth
         });
+        if depth == Ok(0) {
+            let _ = CACHE.try_with(Cache::flush);
+        }
     }
 }
 
@@ -234,13 +272,13 @@ mod tests {
         let guard = enable();
         let a = allocate(layout);
         give_back(a, layout);
-        assert_eq!(held(), 112, "104 bytes round up to the 112-byte class");
+        assert_eq!(held(), 104, "104 bytes is a class size (16 * 5 + 24)");
         let b = allocate(layout);
         assert_eq!(a, b, "the next task of the class gets the freed block");
         assert_eq!(held(), 0);
         // A neighbouring size in the same class reuses it too; another class does not.
         give_back(b, layout);
-        let same = Layout::from_size_align(100, 4).unwrap();
+        let same = Layout::from_size_align(90, 4).unwrap();
         let c = allocate(same);
         assert_eq!(c, b);
         give_back(c, same);
@@ -248,7 +286,7 @@ mod tests {
         let d = allocate(other);
         assert_ne!(d, c);
         give_back(d, other);
-        assert_eq!(held(), 112 + 208);
+        assert_eq!(held(), 104 + 200);
         drop(guard);
         assert_eq!(held(), 0, "the outermost guard empties the cache");
     }
@@ -261,7 +299,7 @@ mod tests {
         let a = allocate(layout);
         give_back(a, layout);
         drop(inner);
-        assert_eq!(held(), 64);
+        assert_eq!(held(), 72, "64 bytes take the 72-byte class");
         drop(outer);
         assert_eq!(held(), 0);
     }
@@ -275,7 +313,8 @@ mod tests {
         for b in blocks {
             give_back(b, layout);
         }
-        assert_eq!(held(), CAP_BYTES, "filled to the cap, the rest freed");
+        let class_size = class_layout(class_of(layout).unwrap()).size();
+        assert!(held() <= CAP_BYTES && held() + class_size > CAP_BYTES, "filled to the cap, the rest freed");
     }
 
     #[test]
@@ -290,9 +329,29 @@ mod tests {
     }
 
     #[test]
+    fn every_size_up_to_the_limit_gets_the_smallest_class_that_fits() {
+        for size in 0..=MAX_SIZE + 16 {
+            let layout = Layout::from_size_align(size, 8).unwrap();
+            match class_of(layout) {
+                Some(class) => {
+                    assert!(size <= MAX_SIZE);
+                    assert!(class < CLASSES, "size {size}: class {class} out of range");
+                    let cs = class_layout(class).size();
+                    assert!(cs >= size, "size {size}: class size {cs} too small");
+                    assert!(cs % GRANULE == SMALLEST % GRANULE);
+                    if class > 0 {
+                        assert!(class_layout(class - 1).size() < size, "size {size}: a smaller class fits");
+                    }
+                }
+                None => assert!(size > MAX_SIZE, "size {size} not cached"),
+            }
+        }
+    }
+
+    #[test]
     fn blocks_are_aligned_for_their_class() {
         let _guard = enable();
-        for size in [1, 15, 16, 17, 100, 1000, 1024] {
+        for size in [0, 1, 15, 16, 17, 24, 25, 100, 1000, 1016, 1017, 1024] {
             let layout = Layout::from_size_align(size, 8).unwrap();
             let a = allocate(layout);
             assert_eq!(a.as_ptr() as usize % ALIGN, 0);
@@ -313,7 +372,7 @@ mod tests {
             let layout = Layout::from_size_align(48, 8).unwrap();
             let a = allocate(layout);
             give_back(a, layout);
-            assert_eq!(held(), 48);
+            assert_eq!(held(), 56, "48 bytes take the 56-byte class");
             std::mem::forget(guard);
         })
         .join()

@@ -188,7 +188,7 @@ pub(crate) fn block_on<F: Future>(shared: &Arc<Shared>, future: F) -> F::Output 
     let prev = LOCAL.with(|l| l.borrow_mut().replace(Local { shared: shared.clone(), queue: VecDeque::new() }));
     let _guard = LocalGuard { prev, shared: shared.clone() };
     // This thread spawns and frees the runtime's tasks now: recycle their allocations.
-    let _task_cache = crate::task::cache::enable();
+    let _task_cache = crate::task::cache::enable_for_scheduler();
 
     let main = Arc::new(MainWaker { woken: AtomicBool::new(true), shared: shared.clone() });
     let waker = Waker::from(main.clone());

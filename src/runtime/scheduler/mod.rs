@@ -147,7 +147,7 @@ pub(crate) fn block_on_thread<F: Future>(_driver: &Arc<Driver>, future: F) -> F:
     crate::runtime::coop::unconstrained();
     let _region = crate::runtime::context::BlockingRegion::enter();
     // The future here spawns and joins tasks like any other: recycle their allocations.
-    let _task_cache = crate::task::cache::enable();
+    let _task_cache = crate::task::cache::enable_for_scheduler();
     loop {
         if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
             return v;

@@ -307,7 +307,7 @@ pub(crate) fn schedule_local(me: *const Shared, runnable: Runnable, yielded: boo
 /// The body of worker thread `index`.
 pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnable>) {
     let _region = crate::runtime::context::BlockingRegion::enter();
-    let _task_cache = crate::task::cache::enable();
+    let _task_cache = crate::task::cache::enable_for_scheduler();
     LOCAL
         .with(|l| *l.borrow_mut() = Some(Local { shared: shared.clone(), index, queue, lifo: None, in_driver: false }));
     let mut tick: u32 = 0;
