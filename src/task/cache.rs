@@ -52,11 +52,11 @@ const GRANULE: usize = 16;
 /// The smallest class size; class `k` is `SMALLEST + k * GRANULE` bytes.
 const SMALLEST: usize = 24;
 /// Largest task allocation that is cached.
-pub(crate) const MAX_SIZE: usize = 1024;
+const MAX_SIZE: usize = 1024;
 /// Alignment of every cached block; tasks that need more are not cached.
 const ALIGN: usize = 16;
 /// Bytes of free blocks one thread may hold (all classes together).
-pub(crate) const CAP_BYTES: usize = 256 * 1024;
+const CAP_BYTES: usize = 256 * 1024;
 /// Classes 0..CLASSES cover every size up to `MAX_SIZE`.
 const CLASSES: usize = (MAX_SIZE - SMALLEST).div_ceil(GRANULE) + 1;
 

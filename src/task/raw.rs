@@ -4,9 +4,8 @@
 //! # Layout
 //!
 //! One heap allocation per task (recycled per thread by [`super::cache`]), `Cell<F>`: a
-//! [`Header`] first (state word, vtable,
-//! owner, task-list links, join waker slot), then the stage: the future, later its
-//! output. Everything that does not depend on the future's type goes through the
+//! [`Header`] first (state word, vtable, owner, task-list links, join waker slot), then
+//! the stage: the future, later its output. Everything that does not depend on the future's type goes through the
 //! header pointer; the five functions that do are in the vtable (`poll`, `cancel`,
 //! `read_output`, `drop_output`, `dealloc`), monomorphised per future type.
 //!
