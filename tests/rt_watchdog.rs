@@ -69,6 +69,36 @@ fn timer_fires_while_a_worker_is_stuck() {
     });
 }
 
+/// The sleeping worker looks less often while the awake one keeps turning the driver
+/// (its watchdog timeout grows while things go well). A worker that gets stuck after a
+/// long busy stretch must still be noticed.
+#[test]
+fn a_worker_stuck_after_a_busy_stretch_is_still_noticed() {
+    with_timeout(20, || {
+        let rt = multi();
+        let stuck_now = Arc::new(AtomicBool::new(false));
+        let s = stuck_now.clone();
+        let busy_then_stuck = rt.spawn(async move {
+            // 300 ms of short polls: the worker turns the driver every few dozen of them.
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_millis(300) {
+                task::yield_now().await;
+            }
+            s.store(true, Ordering::SeqCst);
+            std::thread::sleep(STUCK);
+        });
+        while !stuck_now.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let t0 = Instant::now();
+        rt.block_on(sleep(Duration::from_millis(20)));
+        let took = t0.elapsed();
+        println!("20 ms sleep with a worker stuck after a busy stretch: {took:?}");
+        assert!(took < BOUND, "a 20 ms timer took {took:?} while one worker was stuck");
+        rt.block_on(busy_then_stuck).unwrap();
+    });
+}
+
 #[test]
 fn io_and_spawned_tasks_progress_while_a_worker_is_stuck() {
     with_timeout(20, || {

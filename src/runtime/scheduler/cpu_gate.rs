@@ -84,7 +84,7 @@ const CONTENDED: u64 = 64; // 25%
 /// First closing time.
 const BACKOFF_MIN: Duration = Duration::from_millis(20);
 /// Longest closing time.
-const BACKOFF_MAX: Duration = Duration::from_millis(1000);
+const BACKOFF_MAX: Duration = Duration::from_millis(2000);
 
 /// Test builds only: judge every window contended, so helpers retire at their first
 /// check (exercises the retiring path of the worker loop deterministically).
@@ -172,13 +172,22 @@ impl Stints {
     /// Counts the stint so far into the window and judges the window once it is long
     /// enough. Returns `true` when the window was contended: the helper should stop
     /// taking other workers' tasks and park once its own are done.
-    pub(crate) fn check(&mut self, gate: &CpuGate) -> bool {
+    ///
+    /// `alone`: every other worker is parked now. The helper was then (as far as one
+    /// look can tell) the only worker running since the last check, not a second one
+    /// beside another, and that part says nothing about sharing: it is left out of the
+    /// window. The stint goes on, so its window fills only with time spent beside
+    /// another worker, whichever of the two happens to park in between.
+    pub(crate) fn check(&mut self, gate: &CpuGate, alone: bool) -> bool {
         let Some((t0, c0)) = self.start else { return false };
         let Some(c1) = crate::sys::thread_cpu_time() else { return false };
         let now = Instant::now();
+        self.start = Some((now, c1));
+        if alone {
+            return false;
+        }
         self.wall += now.saturating_duration_since(t0);
         self.cpu += c1.saturating_sub(c0);
-        self.start = Some((now, c1));
         if self.wall < WINDOW && !forced() {
             return false;
         }
@@ -190,8 +199,8 @@ impl Stints {
 
     /// The worker parks: counts the stint into the window (judging it if long enough)
     /// and ends it.
-    pub(crate) fn end(&mut self, gate: &CpuGate) {
-        self.check(gate);
+    pub(crate) fn end(&mut self, gate: &CpuGate, alone: bool) {
+        self.check(gate, alone);
         self.start = None;
     }
 }
@@ -241,17 +250,48 @@ mod tests {
         let _serial = serial();
         let gate = CpuGate::new();
         let mut s = Stints::default();
-        assert!(!s.check(&gate), "no stint, nothing to judge");
+        assert!(!s.check(&gate, false), "no stint, nothing to judge");
         s.begin();
         if !s.active() {
             return; // no thread CPU clock on this platform
         }
-        assert!(!s.check(&gate), "a window shorter than WINDOW is not judged");
+        assert!(!s.check(&gate, false), "a window shorter than WINDOW is not judged");
         std::thread::sleep(WINDOW + Duration::from_millis(1));
-        assert!(s.check(&gate), "a helper that waited the whole window retires");
+        assert!(s.check(&gate, false), "a helper that waited the whole window retires");
         assert!(s.active(), "the stint goes on until the worker parks");
-        s.end(&gate);
+        s.end(&gate, false);
         assert!(!s.active());
+    }
+
+    #[test]
+    fn a_helper_left_alone_is_not_judged() {
+        let _serial = serial();
+        let gate = CpuGate::new();
+        let mut s = Stints::default();
+        s.begin();
+        if !s.active() {
+            return; // no thread CPU clock on this platform
+        }
+        // A stint that waited a whole window would close the gate (see above), but the
+        // other workers were parked: the helper ran alone, and that time stays out of
+        // the window.
+        std::thread::sleep(WINDOW + Duration::from_millis(1));
+        assert!(!s.check(&gate, true), "alone: no verdict");
+        assert!(s.active(), "the stint goes on");
+        assert_eq!(s.wall, Duration::ZERO, "the time alone is not counted");
+        assert!(gate.is_open(), "nothing was judged");
+        // Once another worker runs beside it, waiting counts again.
+        std::thread::sleep(WINDOW + Duration::from_millis(1));
+        assert!(s.check(&gate, false), "a helper that waited beside another worker retires");
+        assert!(!gate.is_open());
+        // Nor does a helper parking alone judge anything.
+        let gate = CpuGate::new();
+        s.begin();
+        std::thread::sleep(WINDOW + Duration::from_millis(1));
+        s.end(&gate, true);
+        assert!(!s.active());
+        assert!(gate.is_open());
+        assert_eq!(gate.backoff_ms.load(Relaxed), BACKOFF_MIN.as_millis() as u32);
     }
 
     #[test]
@@ -265,7 +305,7 @@ mod tests {
             return; // no thread CPU clock on this platform
         }
         std::thread::sleep(WINDOW + Duration::from_millis(1));
-        s.end(&gate);
+        s.end(&gate, false);
         assert!(!gate.is_open(), "a helper that did not run closes the gate");
         // A stint spent computing: the CPU clock keeps up with the wall clock.
         let gate = CpuGate::new();
@@ -275,7 +315,7 @@ mod tests {
         while t.elapsed() < WINDOW + Duration::from_millis(1) {
             x = std::hint::black_box(x.wrapping_add(1));
         }
-        s.end(&gate);
+        s.end(&gate, false);
         // On a machine too busy to give this thread a CPU the gate may close; the
         // computing stint must at least have been measured.
         assert_eq!(s.wall, Duration::ZERO, "the window was judged and reset");

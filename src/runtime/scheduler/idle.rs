@@ -89,6 +89,12 @@ impl Idle {
         last
     }
 
+    /// Whether every worker but the caller is parked (a hint: the count is read without
+    /// the lock and may be stale by the time it is used).
+    pub(crate) fn others_idle(&self) -> bool {
+        self.num_idle.load(Ordering::Relaxed) + 1 >= self.workers
+    }
+
     /// Whether every worker is on the idle list.
     pub(crate) fn all_idle(&self) -> bool {
         self.sleepers().len() == self.workers

@@ -175,6 +175,8 @@ const SHARE_BACKLOG: usize = 128;
 /// Watchdog timeout of a worker asleep on its condvar while another is awake: the
 /// longest I/O and timers wait when the awake workers stop turning the driver.
 const WATCHDOG: Duration = Duration::from_millis(2);
+/// Longest watchdog timeout while another worker is awake and keeps turning the driver.
+const WATCHDOG_BUSY_MAX: Duration = Duration::from_millis(8);
 /// Longest watchdog timeout, reached while every worker is idle.
 const WATCHDOG_MAX: Duration = Duration::from_millis(100);
 
@@ -332,7 +334,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
                 shared.driver.turn(&mut core, Some(Duration::ZERO), || {});
                 end_driver_delivery(&shared);
             }
-            if stints.active() && stints.check(&shared.gate) {
+            if stints.active() && stints.check(&shared.gate, shared.idle.others_idle()) {
                 retiring = true;
             }
         }
@@ -354,7 +356,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
                     shared.idle.transition_to_searching();
                     continue;
                 }
-                stints.end(&shared.gate);
+                stints.end(&shared.gate, shared.idle.others_idle());
                 park(&shared, index, &mut searching, std::mem::take(&mut retiring));
                 if searching {
                     // Woken by a notify: a helper; measure whether it gets a CPU.
@@ -508,8 +510,9 @@ fn park(shared: &Shared, index: usize, searching: &mut bool, retiring: bool) {
             timeout = (timeout * 2).min(WATCHDOG_MAX);
             continue;
         }
-        timeout = WATCHDOG;
         if shared.driver.turns() != turns {
+            // The awake worker is making progress: look less often while it does.
+            timeout = if timeout > WATCHDOG_BUSY_MAX { WATCHDOG } else { (timeout * 2).min(WATCHDOG_BUSY_MAX) };
             continue;
         }
         // Awake workers, and nobody polled for I/O during the whole sleep. (If the driver
