@@ -91,17 +91,19 @@
 //! * and only while the **CPU gate** is open (`cpu_gate.rs`): a worker woken to help
 //!   measures whether it got a CPU of its own (wall time against its thread's CPU time);
 //!   if it waited for one more than a quarter of the time, the gate closes for a backoff
-//!   (20 ms doubling to 1 s), batches stay with one worker, and the helper *retires*:
-//!   it finishes its own queue, steals no more and parks. On this benchmark machine the
+//!   (20 ms doubling to 2 s), batches stay with one worker, and the helper *retires*:
+//!   it finishes its own queue, neither steals nor turns the driver any more, and parks. On this benchmark machine the
 //!   128-task threshold alone still split 500-connection batches between two workers
 //!   that then took turns with the load generator on its core (each waited ~40% of its
 //!   running time); with the gate one worker does the work: 254k → 272k round trips/s
 //!   at 500 connections (sharing switched off entirely: 275k; tokio multi-thread 250k).
-//!   Re-measured later side by side (`scripts/ab-servers.sh`, 6 rounds, 500
-//!   connections): switching sharing off still gains ~4–5% here (1.056× one way round,
-//!   0.962× the other; pinned to one core, 0.985× current-thread against 0.94–0.95×
-//!   with sharing). The gate judges only the helper's own wait, and a helper that runs
-//!   in the load generator's idle moments passes that test while taking its core. Not
+//!   Re-measured later side by side (`scripts/ab-servers.sh`), the multi-thread
+//!   runtime still lost ~4% to current-thread at 500 connections. Three causes, each
+//!   fixed: a helper whose partner had parked judged windows alone and, finding no
+//!   wait, reopened the gate every few tens of milliseconds; a retiring helper kept
+//!   turning the driver, so its own queue never ran dry and it did not retire; and the
+//!   watchdog (below) woke the sleeper 500 times a second, each wake preempting a busy
+//!   thread. Details and numbers in `cpu_gate.rs` and in the cost paragraph below. Not
 //!   changed: on a machine with idle cores sharing is what keeps a large batch's latency
 //!   down.
 //!
@@ -109,9 +111,14 @@
 //! (every [`EVENT_INTERVAL`] polls) or, if its polls are long, by the watchdog within
 //! about [`WATCHDOG`]; a driver batch of long computations is shared after about one
 //! `WATCHDOG` (after an idle period, the backed-off timeout), where tokio would spread
-//! it at once. A sleeper wakes every `WATCHDOG` while another worker is busy (500
-//! times a second, each a futex wait: about 1% of throughput at 50 connections) and at
-//! most ten times a second while the runtime is idle.
+//! it at once. After a long busy stretch a stuck poll holds I/O and timers up to about
+//! twice [`WATCHDOG_BUSY_MAX`] (64 ms) before the sleeper takes over. That bound is the
+//! price of the sleeper's wakes: at a fixed 2 ms it woke 500 times a second while
+//! another worker was busy, and on the 2-core benchmark machine every wake preempted a
+//! busy thread; A/B at 500 connections (`scripts/ab-servers.sh`, 10 rounds), letting
+//! the timeout grow to 32 ms gained 1.8% round trips/s over 8 ms (2.8% at 64 ms), and
+//! 8 ms had already gained over 2 ms. A sleeper wakes about 30 times a second while
+//! another worker is busy and at most ten times a second while the runtime is idle.
 //!
 //! # Races this survives
 //!
@@ -176,7 +183,7 @@ const SHARE_BACKLOG: usize = 128;
 /// longest I/O and timers wait when the awake workers stop turning the driver.
 const WATCHDOG: Duration = Duration::from_millis(2);
 /// Longest watchdog timeout while another worker is awake and keeps turning the driver.
-const WATCHDOG_BUSY_MAX: Duration = Duration::from_millis(8);
+const WATCHDOG_BUSY_MAX: Duration = Duration::from_millis(32);
 /// Longest watchdog timeout, reached while every worker is idle.
 const WATCHDOG_MAX: Duration = Duration::from_millis(100);
 
@@ -329,7 +336,9 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
     while !shared.is_shutdown() {
         tick = tick.wrapping_add(1);
         if tick % EVENT_INTERVAL == 0 {
-            if let Some(mut core) = shared.driver.try_lock_core() {
+            // A retiring helper leaves the driver to the worker it was helping: the I/O
+            // it would pick up would only keep its own queue from running dry.
+            if let Some(mut core) = (!retiring).then(|| shared.driver.try_lock_core()).flatten() {
                 set_in_driver(true);
                 shared.driver.turn(&mut core, Some(Duration::ZERO), || {});
                 end_driver_delivery(&shared);
