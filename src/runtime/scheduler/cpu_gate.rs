@@ -81,13 +81,13 @@
 //!   such lucky window reset the backoff to 20 ms. A good window now halves it.
 //!
 //! With all three, the second worker runs under 1% of a core over 3 s, against 3–17%
-//! before, and side by side (`scripts/ab-servers.sh`, 10 rounds) the multi-thread
-//! runtime measured 0.98× the current-thread one at 500 connections (0.96× before);
-//! with the watchdog change in `multi_thread.rs` the same build ran 1.028× the one
-//! before these fixes. What is left is not sharing: with both pinned to one core the
-//! per-task cost (callgrind: ~100 more instructions per round trip, ~1% of the server's
-//! CPU: the deque's atomic push and pop, thread-local lookups); unpinned, ~1% more from
-//! where the kernel places the one busy worker.
+//! before. In throughput the fixes are small and hard to separate from this machine's
+//! noise (±5% per round): side by side (`scripts/ab-servers.sh`, 10 rounds, 500
+//! connections) the last two fixes with the watchdog change in `multi_thread.rs` ran
+//! 1.028× the build before them, but all of the gate and watchdog changes above
+//! together against the build before any of them (76b2669) measured 1.002×; the sliced bench
+//! moved 2 workers against current-thread from 0.96× to 0.97×. What closed the gap at
+//! 500 connections was elsewhere: the skipped event turns in `multi_thread.rs`.
 //!
 //! Tried and dropped: the system's CPU pressure (`/proc/pressure/cpu`, total time some
 //! task waited for a CPU) as a second signal. Read at each check, its total did not

@@ -110,14 +110,12 @@
 //!   running time); with the gate one worker does the work: 254k → 272k round trips/s
 //!   at 500 connections (sharing switched off entirely: 275k; tokio multi-thread 250k).
 //!   Re-measured later side by side (`scripts/ab-servers.sh`), the multi-thread
-//!   runtime still lost ~4% to current-thread at 500 connections. Three causes, each
-//!   fixed: a helper whose partner had parked judged windows alone and, finding no
-//!   wait, reopened the gate every few tens of milliseconds; a retiring helper kept
-//!   turning the driver, so its own queue never ran dry and it did not retire; and the
-//!   watchdog (below) woke the sleeper 500 times a second, each wake preempting a busy
-//!   thread. Details and numbers in `cpu_gate.rs` and in the cost paragraph below. Not
-//!   changed: on a machine with idle cores sharing is what keeps a large batch's latency
-//!   down.
+//!   runtime still lost ~4% to current-thread at 500 connections. The gate let the
+//!   second worker in more often than its backoff says (three faults, fixed; see
+//!   `cpu_gate.rs`) and the watchdog (below) woke the sleeper 500 times a second;
+//!   fixing both measured small. Most of the gap was the event turns taken with a long
+//!   queue (see "Finding work"). Not changed: on a machine with idle cores sharing is
+//!   what keeps a large batch's latency down.
 //!
 //! The cost: while one worker is busy, I/O and timers are served at its driver turns
 //! (every [`EVENT_INTERVAL`] polls) or, if its polls are long, by the watchdog within
