@@ -357,11 +357,13 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
             // MAX_SKIPPED_TURNS times in a row): see "Finding work".
             if local_queue_len() >= EVENT_INTERVAL as usize && skipped < MAX_SKIPPED_TURNS {
                 skipped += 1;
-            } else if let Some(mut core) = (!retiring).then(|| shared.driver.try_lock_core()).flatten() {
-                skipped = 0;
-                set_in_driver(true);
-                shared.driver.turn(&mut core, Some(Duration::ZERO), || {});
-                end_driver_delivery(&shared);
+            } else if !retiring {
+                if let Some(mut core) = shared.driver.try_lock_core() {
+                    skipped = 0;
+                    set_in_driver(true);
+                    shared.driver.turn(&mut core, Some(Duration::ZERO), || {});
+                    end_driver_delivery(&shared);
+                }
             }
             if stints.active() && stints.check(&shared.gate, shared.idle.others_idle()) {
                 retiring = true;
@@ -544,6 +546,7 @@ fn park(shared: &Shared, index: usize, searching: &mut bool, retiring: bool) {
             timeout = if timeout > WATCHDOG_BUSY_MAX { WATCHDOG } else { (timeout * 2).min(WATCHDOG_BUSY_MAX) };
             continue;
         }
+        timeout = WATCHDOG;
         // Awake workers, and nobody polled for I/O during the whole sleep. (If the driver
         // is held, its holder is in `epoll_wait` and sees the I/O: keep sleeping.)
         if let Some(mut core) = shared.driver.try_lock_core() {
