@@ -25,7 +25,12 @@
 //! the I/O driver without blocking, so I/O readiness and timers keep flowing while all
 //! workers are busy, unless its local queue still holds at least `EVENT_INTERVAL` tasks:
 //! then it skips the turn, at most [`MAX_SKIPPED_TURNS`] times in a row (so it turns the
-//! driver at least every 244 ticks, whatever its queue does).
+//! driver at least every 244 ticks, whatever its queue does). A *retiring* helper (see
+//! "Sharing I/O work") also skips it, but only while another worker turned the driver
+//! since its last interval: if nobody did (the others are stuck in long polls, or
+//! retiring too), it turns the driver itself, so the driver is never left unturned by
+//! every awake worker. (A turn finds the driver held only when its holder sleeps in
+//! `epoll_wait`, where it sees the I/O itself.)
 //!
 //! Why skip: a turn while an interval of work is still queued only moves ready tasks
 //! from the kernel's list to the back of this FIFO; they run no sooner. What it does
@@ -60,8 +65,9 @@
 //! 4. Sleep. The worker whose step 2 made `idle` full (every worker idle; it joined
 //!    last) sleeps in the driver if it is free (`epoll_wait`, timers bound the timeout).
 //!    Any other worker sleeps on its condvar: a worker is still awake, and an awake
-//!    worker turns the driver itself whenever it runs out of tasks and every
-//!    [`EVENT_INTERVAL`] ticks. The condvar sleep has a **watchdog** timeout: see step 6.
+//!    worker turns the driver itself whenever it runs out of tasks and at its event
+//!    intervals ("Finding work" says when it may skip one). The condvar sleep has a
+//!    **watchdog** timeout: see step 6.
 //! 5. On wake, *before* the driver wakes any task: if still in `idle`, remove itself (a
 //!    spontaneous wake: I/O, timer); else a notifier chose it and it is a searcher.
 //!    A condvar sleeper that is still in `idle` after its timeout goes to step 6
@@ -71,9 +77,12 @@
 //!    stuck in one long poll or busy with long ones, and I/O and timers wait for them:
 //!    the sleeper leaves `idle`, turns the driver once without blocking and runs its
 //!    loop, which also steals the busy worker's queue. If the driver was turned, it
-//!    sleeps again. While every worker is idle (one of them sleeps in the driver) the
-//!    timeout doubles, up to [`WATCHDOG_MAX`]; it drops back to [`WATCHDOG`] as soon as
-//!    a check finds a worker awake. (Sleeping without a timeout until the driver
+//!    sleeps again, with the timeout doubled up to [`WATCHDOG_BUSY_MAX`]: while the
+//!    awake worker keeps turning the driver it looks less often, and a poll that gets
+//!    stuck after a long busy stretch is noticed within about twice that (64 ms). While
+//!    every worker is idle (one of them sleeps in the driver) the timeout doubles up to
+//!    [`WATCHDOG_MAX`]. It drops back to [`WATCHDOG`] after a look that found no turn,
+//!    when it comes back from above `WATCHDOG_BUSY_MAX`, and at every park. (Sleeping without a timeout until the driver
 //!    sleeper wakes with work would cost a futex wake per request after every idle
 //!    moment; a single long poll after an idle period is instead noticed within the
 //!    backed-off timeout, at most `WATCHDOG_MAX`.)
@@ -152,7 +161,9 @@
 //!   worker that found the driver busy sleeps on its condvar with the watchdog timeout,
 //!   so the driver is never left unwatched with every worker asleep.
 //! * **A task that never yields.** Its worker neither turns the driver nor runs its
-//!   queue. The watchdog (step 6) notices within [`WATCHDOG`] and takes over both.
+//!   queue. The watchdog (step 6) notices within [`WATCHDOG`] (after a long busy
+//!   stretch, within about twice [`WATCHDOG_BUSY_MAX`]) and takes over both. A
+//!   retiring worker beside it turns the driver itself, since nobody else does.
 //! * **Shutdown.** The flag is set, every worker is unparked; a worker checks the flag at
 //!   the top of its loop and in step 3. Wakes after shutdown drop the task instead of
 //!   queueing it; a worker pops and drops the tasks left in its deque when it exits, and
@@ -348,23 +359,30 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
     let mut retiring = false;
     // Driver turns skipped in a row because the local queue was long.
     let mut skipped: u32 = 0;
+    // The driver's turn count at this worker's last event interval.
+    let mut seen_turns = shared.driver.turns();
     while !shared.is_shutdown() {
         tick = tick.wrapping_add(1);
         if tick % EVENT_INTERVAL == 0 {
-            // A retiring helper leaves the driver to the worker it was helping: the I/O
-            // it would pick up would only keep its own queue from running dry. A worker
-            // with an interval of work still queued skips the turn (up to
-            // MAX_SKIPPED_TURNS times in a row): see "Finding work".
-            if local_queue_len() >= EVENT_INTERVAL as usize && skipped < MAX_SKIPPED_TURNS {
+            // Skip the turn when (see "Finding work"):
+            // * retiring, and another worker turned the driver since the last interval:
+            //   the I/O it would pick up would only keep this worker's queue from running
+            //   dry. If nobody else turned it (the others are stuck in long polls, or
+            //   retiring too), this worker turns it: the driver is never left unturned;
+            // * an interval of work is still queued here, at most MAX_SKIPPED_TURNS
+            //   times in a row.
+            let others_turned = shared.driver.turns() != seen_turns;
+            if retiring && others_turned {
+                skipped = 0;
+            } else if local_queue_len() >= EVENT_INTERVAL as usize && skipped < MAX_SKIPPED_TURNS {
                 skipped += 1;
-            } else if !retiring {
-                if let Some(mut core) = shared.driver.try_lock_core() {
-                    skipped = 0;
-                    set_in_driver(true);
-                    shared.driver.turn(&mut core, Some(Duration::ZERO), || {});
-                    end_driver_delivery(&shared);
-                }
+            } else if let Some(mut core) = shared.driver.try_lock_core() {
+                skipped = 0;
+                set_in_driver(true);
+                shared.driver.turn(&mut core, Some(Duration::ZERO), || {});
+                end_driver_delivery(&shared);
             }
+            seen_turns = shared.driver.turns();
             if stints.active() && stints.check(&shared.gate, shared.idle.others_idle()) {
                 retiring = true;
             }
