@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use blitz_io::runtime::Runtime;
 use blitz_io::task;
 use blitz_io::time::sleep;
-use support::{build_runtime, unique_name, with_timeout, Flavor};
+use support::{build_runtime, read_full, unique_name, with_timeout, Flavor};
 
 fn build(flavor: Flavor) -> Runtime {
     build_runtime(flavor, &unique_name("coop"))
@@ -249,19 +249,13 @@ fn a_queue_that_never_drains_does_not_starve_io_or_timers() {
                 let server = task::spawn(async move {
                     let mut s = listener.accept().await.unwrap().stream;
                     let mut b = [0u8; 4];
-                    let mut got = 0;
-                    while got < b.len() {
-                        got += s.read(&mut b[got..]).await.unwrap();
-                    }
+                    read_full(&mut s, &mut b).await;
                     s.write_all(&b).await.unwrap();
                 });
                 let mut c = blitz_io::net::TcpStream::connect(addr).await.unwrap();
                 c.write_all(b"ping").await.unwrap();
                 let mut b = [0u8; 4];
-                let mut got = 0;
-                while got < b.len() {
-                    got += c.read(&mut b[got..]).await.unwrap();
-                }
+                read_full(&mut c, &mut b).await;
                 server.await.unwrap();
                 b
             });

@@ -18,7 +18,7 @@ use blitz_io::net::{TcpListener, TcpStream};
 use blitz_io::runtime::{Builder, Runtime};
 use blitz_io::task;
 use blitz_io::time::sleep;
-use support::{unique_name, with_timeout};
+use support::{read_full, unique_name, with_timeout};
 
 /// How long the stuck task blocks its worker.
 const STUCK: Duration = Duration::from_secs(3);
@@ -43,15 +43,6 @@ fn spawn_stuck(rt: &Runtime) -> task::JoinHandle<()> {
     // Let the other worker run dry and go to sleep while this one is stuck.
     std::thread::sleep(Duration::from_millis(50));
     h
-}
-
-async fn read_full(s: &mut TcpStream, buf: &mut [u8]) {
-    let mut got = 0;
-    while got < buf.len() {
-        let n = s.read(&mut buf[got..]).await.unwrap();
-        assert!(n > 0, "unexpected EOF");
-        got += n;
-    }
 }
 
 #[test]

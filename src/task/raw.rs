@@ -5,9 +5,10 @@
 //!
 //! One heap allocation per task (recycled per thread by [`super::cache`]), `Cell<F>`: a
 //! [`Header`] first (state word, vtable, owner, task-list links, join waker slot), then
-//! the stage: the future, later its output. Everything that does not depend on the future's type goes through the
-//! header pointer; the five functions that do are in the vtable (`poll`, `cancel`,
-//! `read_output`, `drop_output`, `dealloc`), monomorphised per future type.
+//! the stage: the future, later its output. Everything that does not depend on the
+//! future's type goes through the header pointer; the five functions that do are in the
+//! vtable (`poll`, `cancel`, `read_output`, `drop_output`, `dealloc`), monomorphised per
+//! future type.
 //!
 //! The state machine is in [`super::state`]; read its module doc first. This file only
 //! follows it: every function below names the transition it takes and does what the

@@ -1,6 +1,7 @@
 //! Shared helpers of the runtime integration tests: a time limit for test bodies, thread
 //! counting through `/proc/self/task`, process CPU time through `getrusage`, unique
-//! thread names, drop guards and a hand-made "channel" future.
+//! thread names, drop guards, a hand-made "channel" future, and reading a TCP stream to
+//! a given length.
 //!
 //! Every test binary includes this module with `mod support;` and uses a subset of it.
 
@@ -12,6 +13,16 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
+
+/// Reads exactly `buf.len()` bytes from `s`; panics on an error or an early EOF.
+pub async fn read_full(s: &mut blitz_io::net::TcpStream, buf: &mut [u8]) {
+    let mut got = 0;
+    while got < buf.len() {
+        let n = s.read(&mut buf[got..]).await.unwrap();
+        assert!(n > 0, "unexpected EOF");
+        got += n;
+    }
+}
 
 /// Which scheduler a test runtime uses.
 #[derive(Debug, Clone, Copy)]
