@@ -5,6 +5,9 @@
 //! `#[cfg(all(test, loom))]` models in `runtime/park.rs` and
 //! `runtime/io/scheduled_io.rs` explore every interleaving of the real code.
 //!
+//! [`cell::UnsafeCell`] is switched the same way: loom then reports an access to a cell
+//! that the atomics around it fail to order as a data race.
+//!
 //! Only the parker and the readiness core use this module; other modules keep using
 //! `std::sync` directly (they compile under `cfg(loom)` but are not instrumented). Loom
 //! types must be created inside `loom::model`, so under `cfg(loom)` only the loom models
@@ -39,6 +42,32 @@ pub(crate) mod sync {
     pub(crate) mod atomic {
         pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
     }
+}
+
+/// `UnsafeCell` with loom's closure API (`with`/`with_mut`), so that under loom every
+/// access to the cell is checked for races against the atomics that guard it.
+#[cfg(not(loom))]
+pub(crate) mod cell {
+    /// A plain `std::cell::UnsafeCell` behind loom's API.
+    #[derive(Debug, Default)]
+    pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+    impl<T> UnsafeCell<T> {
+        pub(crate) const fn new(value: T) -> Self {
+            UnsafeCell(std::cell::UnsafeCell::new(value))
+        }
+
+        /// Calls `f` with a pointer to the contents, for writing.
+        #[inline(always)]
+        pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0.get())
+        }
+    }
+}
+
+#[cfg(loom)]
+pub(crate) mod cell {
+    pub(crate) use loom::cell::UnsafeCell;
 }
 
 use std::sync::PoisonError;

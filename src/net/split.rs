@@ -32,12 +32,12 @@
 
 use std::error::Error;
 use std::fmt;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use crate::io::{Evented, Interest, Ready};
 use crate::net::TcpStream;
@@ -180,31 +180,39 @@ pub(crate) async fn connected<S: Stream>(s: S) -> io::Result<S> {
     Ok(s)
 }
 
+// `read`, `peek` and `write` return the `poll_fn` future itself rather than being
+// `async fn`s that await it: the public `async fn`s that call them then hold one state
+// machine instead of two nested ones (~30 instructions per round trip on the
+// 1-connection echo, callgrind).
+
 /// Reads once, waiting for readiness (read slot).
-pub(crate) async fn read<S: Stream>(s: &S, buf: &mut [u8]) -> io::Result<usize> {
-    poll_fn(|cx| s.poll_read(cx, buf)).await
+pub(crate) fn read<'a, S: Stream>(s: &'a S, buf: &'a mut [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
+    poll_fn(move |cx| s.poll_read(cx, buf))
 }
 
 /// Peeks once, waiting for readiness (read slot).
-pub(crate) async fn peek<S: Stream>(s: &S, buf: &mut [u8]) -> io::Result<usize> {
-    poll_fn(|cx| s.poll_peek(cx, buf)).await
+pub(crate) fn peek<'a, S: Stream>(s: &'a S, buf: &'a mut [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
+    poll_fn(move |cx| s.poll_peek(cx, buf))
 }
 
 /// Writes once, waiting for readiness (write slot).
-pub(crate) async fn write<S: Stream>(s: &S, data: &[u8]) -> io::Result<usize> {
-    poll_fn(|cx| s.poll_write(cx, data)).await
+pub(crate) fn write<'a, S: Stream>(s: &'a S, data: &'a [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
+    poll_fn(move |cx| s.poll_write(cx, data))
 }
 
 /// Writes every byte of `data`, looping over partial writes (write slot).
-pub(crate) async fn write_all<S: Stream>(s: &S, mut data: &[u8]) -> io::Result<()> {
-    while !data.is_empty() {
-        let n = poll_fn(|cx| s.poll_write(cx, data)).await?;
-        if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::WriteZero, "the socket accepted 0 bytes of a non-empty write"));
+pub(crate) fn write_all<'a, S: Stream>(s: &'a S, mut data: &'a [u8]) -> impl Future<Output = io::Result<()>> + 'a {
+    poll_fn(move |cx| {
+        while !data.is_empty() {
+            let n = ready!(s.poll_write(cx, data))?;
+            if n == 0 {
+                let e = io::Error::new(io::ErrorKind::WriteZero, "the socket accepted 0 bytes of a non-empty write");
+                return Poll::Ready(Err(e));
+            }
+            data = &data[n..];
         }
-        data = &data[n..];
-    }
-    Ok(())
+        Poll::Ready(Ok(()))
+    })
 }
 
 // ===== borrowed halves =====
