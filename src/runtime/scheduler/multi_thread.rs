@@ -171,7 +171,7 @@
 //!   through the stealers (a deque's buffer is shared with its stealers: dropping the
 //!   `Worker` end alone drops no task).
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -227,19 +227,44 @@ pub(crate) struct Shared {
 }
 
 thread_local! {
-    static LOCAL: RefCell<Option<Local>> = const { RefCell::new(None) };
+    /// The [`Local`] of the worker running on this thread, or null: a pointer to the
+    /// `Local` in `run_worker`'s frame. A thread-local without a destructor is one load
+    /// to read, with no lazy-initialisation or borrow state (as in `current_thread`).
+    static CURRENT: Cell<*const Local> = const { Cell::new(std::ptr::null()) };
 }
 
-/// A worker's own queues, reachable from its thread-local while it runs.
+/// Calls `f` with the `Local` of the worker running on this thread, if any.
+#[inline]
+fn with_local<R>(f: impl FnOnce(Option<&Local>) -> R) -> R {
+    let ptr = CURRENT.with(Cell::get);
+    // SAFETY: a non-null `CURRENT` was set by `run_worker` on this thread to a `Local` in
+    // its frame, and that frame's `CurrentGuard` resets it before the `Local` is
+    // dropped; `f` runs on this thread, within this call, so the frame outlives the
+    // reference.
+    f(unsafe { ptr.as_ref() })
+}
+
+/// Restores [`CURRENT`] when `run_worker` ends (even by panic).
+struct CurrentGuard(*const Local);
+
+impl Drop for CurrentGuard {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.0));
+    }
+}
+
+/// A worker's own queues, reachable from its thread-local while it runs. Every field
+/// is used through `&Local` (a `Cell`, or the deque's `&self` methods): wakes reach it
+/// while the worker loop holds it too.
 struct Local {
     shared: Arc<Shared>,
     index: usize,
     queue: Worker<Runnable>,
-    lifo: Option<Runnable>,
+    lifo: Cell<Option<Runnable>>,
     /// Set while this worker delivers the driver's wakes: they go to the back of the
     /// queue in the order the driver produced them (timers by deadline), not through the
     /// LIFO slot, which would reverse them.
-    in_driver: bool,
+    in_driver: Cell<bool>,
 }
 
 impl Shared {
@@ -317,21 +342,15 @@ impl Shared {
 /// queue, waking a helper when that leaves work to share. Otherwise gives the task back
 /// for `push_remote` (`scheduler::schedule_task`).
 pub(crate) fn schedule_local(me: *const Shared, runnable: Runnable, yielded: bool) -> Option<Runnable> {
-    let mut runnable = Some(runnable);
-    let _ = LOCAL.try_with(|l| {
-        let Ok(mut l) = l.try_borrow_mut() else { return };
-        let Some(local) = l.as_mut() else { return };
-        if !std::ptr::eq(Arc::as_ptr(&local.shared), me) {
-            return;
-        }
-        let Some(r) = runnable.take() else { return };
-        let notify = if local.in_driver {
-            local.queue.push(r);
+    with_local(|local| {
+        let Some(local) = local.filter(|l| std::ptr::eq(Arc::as_ptr(&l.shared), me)) else { return Some(runnable) };
+        let notify = if local.in_driver.get() {
+            local.queue.push(runnable);
             false
         } else if yielded {
-            local.queue.push(r);
+            local.queue.push(runnable);
             true
-        } else if let Some(prev) = local.lifo.replace(r) {
+        } else if let Some(prev) = local.lifo.replace(Some(runnable)) {
             local.queue.push(prev);
             true
         } else {
@@ -340,16 +359,16 @@ pub(crate) fn schedule_local(me: *const Shared, runnable: Runnable, yielded: boo
         if notify {
             local.shared.notify_parked();
         }
-    });
-    runnable
+        None
+    })
 }
 
 /// The body of worker thread `index`.
 pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnable>) {
     let _region = crate::runtime::context::BlockingRegion::enter();
     let _task_cache = crate::task::cache::enable_for_scheduler();
-    LOCAL
-        .with(|l| *l.borrow_mut() = Some(Local { shared: shared.clone(), index, queue, lifo: None, in_driver: false }));
+    let local = Local { shared: shared.clone(), index, queue, lifo: Cell::new(None), in_driver: Cell::new(false) };
+    let guard = CurrentGuard(CURRENT.with(|c| c.replace(&local)));
     let mut tick: u32 = 0;
     let mut searching = false;
     let mut lifo_polls: u32 = 0;
@@ -374,11 +393,11 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
             let others_turned = shared.driver.turns() != seen_turns;
             if retiring && others_turned {
                 skipped = 0;
-            } else if local_queue_len() >= EVENT_INTERVAL as usize && skipped < MAX_SKIPPED_TURNS {
+            } else if local.queue.len() >= EVENT_INTERVAL as usize && skipped < MAX_SKIPPED_TURNS {
                 skipped += 1;
             } else if let Some(mut core) = shared.driver.try_lock_core() {
                 skipped = 0;
-                set_in_driver(true);
+                local.in_driver.set(true);
                 shared.driver.turn(&mut core, Some(Duration::ZERO), || {});
                 end_driver_delivery(&shared);
             }
@@ -387,12 +406,12 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
                 retiring = true;
             }
         }
-        match next_task(&shared, tick, &mut lifo_polls, !retiring) {
+        match next_task(&shared, &local, tick, &mut lifo_polls, !retiring) {
             Some(task) => {
                 if searching {
                     searching = false;
                     let was_last = shared.idle.transition_from_searching();
-                    if was_last && local_queue_len() > 0 {
+                    if was_last && !local.queue.is_empty() {
                         shared.notify_parked();
                     }
                 }
@@ -420,12 +439,11 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
     // Cancel the tasks still queued here. Dropping the deque's `Worker` end would not drop
     // them: its buffer lives on while `Shared` holds the `Stealer`s, and the tasks' own
     // owners keep `Shared` alive (a leak, and futures never dropped).
-    let local = LOCAL.with(|l| l.borrow_mut().take());
-    if let Some(mut local) = local {
-        drop(local.lifo.take());
-        while let Some(r) = local.queue.pop() {
-            drop(r);
-        }
+    // Tasks dropped here may wake others: those go to the injector, not to this queue.
+    drop(guard);
+    drop(local.lifo.take());
+    while let Some(r) = local.queue.pop() {
+        drop(r);
     }
 }
 
@@ -440,44 +458,36 @@ fn drop_all(steal: impl Fn() -> Steal<Runnable>) {
     }
 }
 
-fn local_queue_len() -> usize {
-    LOCAL.with(|l| l.borrow().as_ref().map_or(0, |l| l.queue.len()))
-}
-
 fn steal_ready(shared: &Shared) -> bool {
     shared.has_work()
 }
 
 /// The next task for this worker; `steal`: whether it may take other workers' tasks.
-fn next_task(shared: &Shared, tick: u32, lifo_polls: &mut u32, steal: bool) -> Option<Runnable> {
-    LOCAL.with(|l| {
-        let mut l = l.borrow_mut();
-        let local = l.as_mut()?;
-        if let Some(t) = local.lifo.take() {
-            if *lifo_polls < MAX_LIFO_POLLS {
-                *lifo_polls += 1;
-                return Some(t);
-            }
-            // The slot has run often enough in a row: queue it behind the others.
-            local.queue.push(t);
-        }
-        *lifo_polls = 0;
-        if tick % INJECT_INTERVAL == 0 {
-            if let Some(t) = steal_injector(shared, &local.queue) {
-                return Some(t);
-            }
-        }
-        if let Some(t) = local.queue.pop() {
+fn next_task(shared: &Shared, local: &Local, tick: u32, lifo_polls: &mut u32, steal: bool) -> Option<Runnable> {
+    if let Some(t) = local.lifo.take() {
+        if *lifo_polls < MAX_LIFO_POLLS {
+            *lifo_polls += 1;
             return Some(t);
         }
+        // The slot has run often enough in a row: queue it behind the others.
+        local.queue.push(t);
+    }
+    *lifo_polls = 0;
+    if tick % INJECT_INTERVAL == 0 {
         if let Some(t) = steal_injector(shared, &local.queue) {
             return Some(t);
         }
-        if !steal {
-            return None;
-        }
-        steal_others(shared, local.index, &local.queue, tick)
-    })
+    }
+    if let Some(t) = local.queue.pop() {
+        return Some(t);
+    }
+    if let Some(t) = steal_injector(shared, &local.queue) {
+        return Some(t);
+    }
+    if !steal {
+        return None;
+    }
+    steal_others(shared, local.index, &local.queue, tick)
 }
 
 fn steal_injector(shared: &Shared, dest: &Worker<Runnable>) -> Option<Runnable> {
@@ -582,9 +592,9 @@ fn park(shared: &Shared, index: usize, searching: &mut bool, retiring: bool) {
 }
 
 fn set_in_driver(on: bool) {
-    LOCAL.with(|l| {
-        if let Some(local) = l.borrow_mut().as_mut() {
-            local.in_driver = on;
+    with_local(|l| {
+        if let Some(local) = l {
+            local.in_driver.set(on);
         }
     });
 }
@@ -592,9 +602,9 @@ fn set_in_driver(on: bool) {
 /// Ends a driver delivery: wakes go through the LIFO slot again, and if the backlog is
 /// now over [`SHARE_BACKLOG`], an idle worker is told there is work to share.
 fn end_driver_delivery(shared: &Shared) {
-    let backlog = LOCAL.with(|l| {
-        l.borrow_mut().as_mut().map_or(0, |local| {
-            local.in_driver = false;
+    let backlog = with_local(|l| {
+        l.map_or(0, |local| {
+            local.in_driver.set(false);
             local.queue.len()
         })
     });
