@@ -2,9 +2,10 @@
 //!
 //! - `connection_churn_20k`: 20,000 connect / one round trip / close cycles against one
 //!   server on a 2-worker runtime (32 client loops at once). Every response is checked;
-//!   the server sees every connection end with EOF. Afterwards the open descriptors
-//!   (`/proc/self/fd`) and threads (`/proc/self/task`) return to what they were with the
-//!   idle runtime, and after dropping the runtime to what they were before it existed.
+//!   the server sees every connection end with EOF. Afterwards the open sockets, epoll
+//!   instances and eventfds (`/proc/self/fd`) and threads (`/proc/self/task`) return to
+//!   what they were with the idle runtime, and after dropping the runtime to what they
+//!   were before it existed.
 //! - `runtime_churn_200`: 200 runtimes (current-thread and 1-, 2-, 3-worker
 //!   multi-thread, in turn) each get three tasks parked in `accept`, `read` and `sleep`,
 //!   each task holding a drop guard, and are dropped. Dropping a runtime must drop the
@@ -23,7 +24,7 @@ use std::time::{Duration, Instant};
 use blitz_io::net::{Address, TcpListener, TcpStream};
 use blitz_io::runtime::{Builder, Runtime};
 use blitz_io::time::sleep;
-use support::{eventually, thread_names, with_timeout, DropCount};
+use support::{eventually, fd_targets, runtime_fds, thread_names, with_timeout, DropCount};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -35,7 +36,7 @@ const CLIENT_LOOPS: usize = 32;
 const RUNTIMES: usize = 200;
 
 fn fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
+    runtime_fds()
 }
 
 fn threads() -> usize {
@@ -48,10 +49,11 @@ fn assert_settles(what: &str, fd_base: usize, thread_base: usize) {
     let ok = eventually(Duration::from_secs(10), || fds() <= fd_base && threads() <= thread_base);
     assert!(
         ok,
-        "{what}: descriptors {} (baseline {fd_base}), threads {} (baseline {thread_base}): {:?}",
+        "{what}: descriptors {} (baseline {fd_base}), threads {} (baseline {thread_base}): {:?}; open: {:?}",
         fds(),
         threads(),
-        thread_names()
+        thread_names(),
+        fd_targets()
     );
 }
 

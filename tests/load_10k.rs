@@ -105,7 +105,7 @@ fn status_kib(field: &str) -> u64 {
 }
 
 fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
+    support::runtime_fds()
 }
 
 fn two_workers(name: &str) -> Runtime {

@@ -89,7 +89,7 @@ fn pat(seed: u64, i: u64) -> u8 {
 }
 
 fn fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
+    support::runtime_fds()
 }
 
 fn threads() -> usize {
