@@ -113,6 +113,7 @@ impl TimeHandle {
 
     /// The `epoll_wait` timeout for a thread about to park with `requested`, and the
     /// publication of the park deadline.
+    #[inline]
     pub(crate) fn park_timeout(&self, requested: Option<Duration>) -> Option<Duration> {
         if requested == Some(Duration::ZERO) {
             return requested;
@@ -124,6 +125,13 @@ impl TimeHandle {
         if self.next_tick.load(Ordering::SeqCst) == NO_TIMER {
             return requested;
         }
+        self.park_timeout_timers(requested)
+    }
+
+    /// [`TimeHandle::park_timeout`] when a timer is pending (out of line, as
+    /// `process_due`).
+    #[inline(never)]
+    fn park_timeout_timers(&self, requested: Option<Duration>) -> Option<Duration> {
         let wheel = self.wheel();
         match wheel.next_expiration() {
             None => requested,
@@ -140,17 +148,26 @@ impl TimeHandle {
     }
 
     /// The driver thread is awake again.
+    #[inline]
     pub(crate) fn unparked(&self) {
         self.parked_until.store(NOT_PARKED, Ordering::Release);
     }
 
     /// Fires every timer due now; their wakers go to `wake`. Costs one atomic load when
     /// no timer is pending.
+    #[inline]
     pub(crate) fn process(&self, wake: &mut Vec<Waker>) {
         let next = self.next_tick.load(Ordering::SeqCst);
         if next == NO_TIMER {
             return;
         }
+        self.process_due(next, wake);
+    }
+
+    /// [`TimeHandle::process`] when a timer is pending: out of line, so that the check
+    /// above inlines into every driver turn.
+    #[inline(never)]
+    fn process_due(&self, next: u64, wake: &mut Vec<Waker>) {
         let tick = self.now_tick(Instant::now());
         if tick < next {
             return;
