@@ -180,10 +180,10 @@ pub(crate) async fn connected<S: Stream>(s: S) -> io::Result<S> {
     Ok(s)
 }
 
-// `read`, `peek` and `write` return the `poll_fn` future itself rather than being
-// `async fn`s that await it: the public `async fn`s that call them then hold one state
-// machine instead of two nested ones (~30 instructions per round trip on the
-// 1-connection echo, callgrind).
+// `read`, `peek`, `write` and `write_all` return the `poll_fn` future itself rather
+// than being `async fn`s that await it: the public `async fn`s that call them then hold
+// one state machine instead of two nested ones (read and write_all together: about 70
+// instructions per round trip on the 1-connection echo, callgrind).
 
 /// Reads once, waiting for readiness (read slot).
 pub(crate) fn read<'a, S: Stream>(s: &'a S, buf: &'a mut [u8]) -> impl Future<Output = io::Result<usize>> + 'a {

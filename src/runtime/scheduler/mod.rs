@@ -20,12 +20,12 @@ use crate::task::{JoinHandle, Owner, Runnable};
 
 /// Queues a runtime task on the scheduler named in its header.
 ///
-/// No reference count is touched on the common path: on the scheduler's own thread its
-/// thread-local holds an `Arc` of it (the flavour's `schedule_local`, given only the
-/// scheduler's address to compare); anywhere else an `Arc` is cloned from the task's
-/// owner while the task is still alive, before the task is handed over (once queued it
-/// may run and be freed on another thread). `yielded`: the task woke itself while
-/// running.
+/// No reference count is touched on the common path: on the scheduler's own thread the
+/// `Local` its thread-local points at holds an `Arc` of it (the flavour's
+/// `schedule_local`, given only the scheduler's address to compare); anywhere else an
+/// `Arc` is cloned from the task's owner while the task is still alive, before the task
+/// is handed over (once queued it may run and be freed on another thread). `yielded`:
+/// the task woke itself while running.
 pub(crate) fn schedule_task(runnable: Runnable, yielded: bool) {
     enum Target {
         Current(*const current_thread::Shared),

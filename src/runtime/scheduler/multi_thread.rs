@@ -338,9 +338,9 @@ impl Shared {
 }
 
 /// Queues a task on this worker if this thread is a worker of the runtime whose `Shared`
-/// is at `me` (its thread-local's `Arc` then keeps it alive): in the LIFO slot or the
-/// queue, waking a helper when that leaves work to share. Otherwise gives the task back
-/// for `push_remote` (`scheduler::schedule_task`).
+/// is at `me` (the `Arc` in that worker's `Local` then keeps it alive): in the LIFO slot
+/// or the queue, waking a helper when that leaves work to share. Otherwise gives the
+/// task back for `push_remote` (`scheduler::schedule_task`).
 pub(crate) fn schedule_local(me: *const Shared, runnable: Runnable, yielded: bool) -> Option<Runnable> {
     with_local(|local| {
         let Some(local) = local.filter(|l| std::ptr::eq(Arc::as_ptr(&l.shared), me)) else { return Some(runnable) };
