@@ -214,7 +214,7 @@ impl Parker {
 }
 
 /// Loom models of the park/unpark protocol. Run with
-/// `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release --lib loom`.
+/// `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test --release --lib loom`.
 ///
 /// Every model has a thread wait for a condition in the only correct way (`while
 /// !cond { park }`); a lost wake-up leaves it parked forever, which loom reports as a

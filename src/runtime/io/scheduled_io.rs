@@ -45,9 +45,12 @@
 //!
 //! | state     | meaning                                                         |
 //! |-----------|-----------------------------------------------------------------|
-//! | `EMPTY`   | nothing to wake (the cell may hold a stale waker); nobody in it |
+//! | `EMPTY`   | nothing to wake (the cell is empty¹); nobody in it              |
 //! | `WAITING` | the cell holds the waker to wake on readiness; nobody in it     |
 //! | `LOCKED`  | exactly one thread (a poller or the driver) is in the cell      |
+//!
+//! ¹ Except after a `Waker::clone` panicked in (b) below: a guard then moves the slot
+//! back to `EMPTY` with the cell as it was, so the slot is never left `LOCKED`.
 //!
 //! **Only the thread that moved the state to `LOCKED` touches the cell**, and it leaves
 //! `LOCKED` itself. Every transition is a read-modify-write of the one word, so the
@@ -58,8 +61,8 @@
 //!   (then wake its own waker and return `Pending`: it is polled again at once, and the
 //!   holder is a few instructions from leaving); (b) store its waker in the cell (kept if
 //!   it `will_wake` the same task); (c) `LOCKED → WAITING` in one RMW that also reads
-//!   the ready bits: if readiness arrived while it held the cell, it leaves the slot
-//!   `EMPTY` instead and returns `Ready`, else `Pending`.
+//!   the ready bits: if readiness arrived while it held the cell, it takes its waker
+//!   back out, leaves the slot `EMPTY` instead and returns `Ready`, else `Pending`.
 //! * **Driver** (`set_readiness`): (1) one RMW ORs in the ready bits, bumps the tick and
 //!   moves every slot the new bits satisfy from `WAITING` to `LOCKED`; (2) takes the
 //!   waker out of each cell it locked; (3) one RMW moves those slots `LOCKED → EMPTY`;
@@ -122,6 +125,25 @@ const LOCKED: usize = 2;
 const LIST: usize = 1 << 9;
 const TICK_SHIFT: usize = 16;
 const TICK_MASK: usize = 0xffff << TICK_SHIFT;
+/// The reader's and the writer's slot state fields.
+const READER_FIELD: usize = SLOT_MASK << SLOT_SHIFT;
+const WRITER_FIELD: usize = SLOT_MASK << (SLOT_SHIFT + 2);
+
+// The fields of the word do not overlap, and `Direction::shift` names the right one.
+const _: () = {
+    let fields = [READY_MASK, SHUTDOWN, READER_FIELD, WRITER_FIELD, LIST, TICK_MASK];
+    let mut i = 0;
+    while i < fields.len() {
+        let mut j = i + 1;
+        while j < fields.len() {
+            assert!(fields[i] & fields[j] == 0);
+            j += 1;
+        }
+        i += 1;
+    }
+    assert!(SLOT_MASK << (SLOT_SHIFT + 2 * Direction::Read as usize) == READER_FIELD);
+    assert!(SLOT_MASK << (SLOT_SHIFT + 2 * Direction::Write as usize) == WRITER_FIELD);
+};
 
 /// Readiness observed by a task, with the tick it was observed at.
 #[derive(Clone, Copy, Debug)]
@@ -131,11 +153,12 @@ pub(crate) struct ReadyEvent {
     pub(crate) is_shutdown: bool,
 }
 
-/// Which waker slot a `poll_ready` caller uses.
+/// Which waker slot a `poll_ready` caller uses. The discriminant indexes
+/// `ScheduledIo::slots` and places the slot's state in the word ([`Direction::shift`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Direction {
-    Read,
-    Write,
+    Read = 0,
+    Write = 1,
 }
 
 impl Direction {
@@ -205,6 +228,19 @@ enum ListEntry {
     Free,
 }
 
+/// Frees a slot this thread holds `LOCKED` (→ `EMPTY`) when dropped: armed only while
+/// the poller runs code that may panic, and forgotten on the normal path.
+struct Unlock<'a> {
+    word: &'a AtomicUsize,
+    field: usize,
+}
+
+impl Drop for Unlock<'_> {
+    fn drop(&mut self) {
+        self.word.fetch_and(!self.field, AcqRel);
+    }
+}
+
 impl ScheduledIo {
     fn with_word(word: usize) -> ScheduledIo {
         ScheduledIo {
@@ -267,8 +303,6 @@ impl ScheduledIo {
     fn deliver(&self, bits: usize, bump_tick: bool, wake: &mut Vec<Waker>) {
         const READER_WAITING: usize = WAITING << SLOT_SHIFT;
         const WRITER_WAITING: usize = WAITING << (SLOT_SHIFT + 2);
-        const READER_FIELD: usize = SLOT_MASK << SLOT_SHIFT;
-        const WRITER_FIELD: usize = SLOT_MASK << (SLOT_SHIFT + 2);
         let tick_one = if bump_tick { 1 << TICK_SHIFT } else { 0 };
         let mut cur = self.readiness.load(Acquire);
         let (new, locked) = loop {
@@ -378,8 +412,12 @@ impl ScheduledIo {
                 Err(actual) => cur = actual,
             }
         }
-        // (b) Store the waker.
-        let old = self.slots[dir as usize].with_mut(|cell| {
+        // (b) Store the waker. A `Waker::clone` that panics must not leave the slot
+        // `LOCKED` (every later poll of this direction would wake itself for ever, and
+        // the driver would never wake it): the guard frees the slot on unwind.
+        let cell = &self.slots[dir as usize];
+        let unlock = Unlock { word: &self.readiness, field: SLOT_MASK << shift };
+        let old = cell.with_mut(|cell| {
             // SAFETY: this thread moved the slot to `LOCKED` above; nobody else touches
             // the cell until it leaves that state in (c).
             let cell = unsafe { &mut *cell };
@@ -388,19 +426,34 @@ impl ScheduledIo {
                 _ => cell.replace(cx.waker().clone()),
             }
         });
+        std::mem::forget(unlock);
         // (c) Leave the slot: `LOCKED` → `WAITING` (`0b10` → `0b01`), or `EMPTY` if
-        // readiness came meanwhile.
+        // readiness came meanwhile; then the waker is taken back out first, so that an
+        // `EMPTY` slot holds none (a socket that outlives its runtime would otherwise keep
+        // the task alive).
+        let mut unused = None;
         let mut cur = self.readiness.load(Acquire);
         let ready = loop {
             let ready = cur & mask != 0;
+            if ready != unused.is_some() {
+                // SAFETY: the slot is still `LOCKED` by this thread.
+                cell.with_mut(|cell| unsafe {
+                    match unused.take() {
+                        Some(w) => *cell = Some(w),
+                        None => unused = (*cell).take(),
+                    }
+                });
+            }
             let new = (cur & !(SLOT_MASK << shift)) | (if ready { EMPTY } else { WAITING } << shift);
             match self.readiness.compare_exchange_weak(cur, new, AcqRel, Acquire) {
                 Ok(_) => break ready.then(|| Self::event(cur, interest)),
                 Err(actual) => cur = actual,
             }
         };
-        // A replaced waker is dropped outside the slot (its drop may run any code).
+        // Wakers replaced or left unused are dropped outside the slot (a drop may run
+        // any code).
         drop(old);
+        drop(unused);
         match ready {
             Some(ev) => Poll::Ready(ev),
             None => Poll::Pending,
@@ -609,6 +662,68 @@ mod tests {
         assert!(ev.ready.is_read_closed());
     }
 
+    /// A waker whose `clone` panics (a foreign executor's bug) must not leave the slot
+    /// locked: afterwards a normal waker registers and is woken by the next event.
+    #[test]
+    fn a_panicking_waker_clone_leaves_the_slot_usable() {
+        use std::task::{RawWaker, RawWakerVTable};
+        fn clone(_: *const ()) -> RawWaker {
+            panic!("clone refused")
+        }
+        fn noop(_: *const ()) {}
+        static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, noop, noop, noop);
+        // SAFETY: the vtable's functions ignore the data pointer.
+        let bad = unsafe { Waker::from_raw(RawWaker::new(std::ptr::null(), &VTABLE)) };
+        let io = ScheduledIo::new_empty();
+        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            io.poll_ready(&mut Context::from_waker(&bad), Direction::Read)
+        }));
+        assert!(res.is_err(), "the clone panics");
+        let count = Arc::new(Count::default());
+        let good = Waker::from(count.clone());
+        assert!(io.poll_ready(&mut Context::from_waker(&good), Direction::Read).is_pending());
+        assert_eq!(count.0.load(Ordering::SeqCst), 0, "a locked slot makes the poller wake itself");
+        let mut wake = Vec::new();
+        io.set_readiness(Ready::READABLE, &mut wake);
+        wake_all(&mut wake);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "the event must wake the registered waker");
+    }
+
+    /// Readiness that arrives while the poller holds its slot (here: from inside the
+    /// waker's `clone`, the one call between (a) and (c)) makes the poll `Ready` and
+    /// leaves no waker behind in the slot.
+    #[test]
+    fn readiness_during_registration_leaves_no_waker_behind() {
+        use std::task::{RawWaker, RawWakerVTable};
+        struct Data {
+            io: ScheduledIo,
+            refs: AtomicUsize,
+        }
+        fn clone(p: *const ()) -> RawWaker {
+            // SAFETY: `p` is the `Data` below, alive for the whole test.
+            let d = unsafe { &*p.cast::<Data>() };
+            d.refs.fetch_add(1, Ordering::SeqCst);
+            let mut wake = Vec::new();
+            d.io.set_readiness(Ready::READABLE, &mut wake); // the driver, mid-registration
+            assert!(wake.is_empty(), "the slot is locked: the driver must leave it alone");
+            RawWaker::new(p, &VTABLE)
+        }
+        fn drop_ref(p: *const ()) {
+            // SAFETY: as in `clone`.
+            unsafe { &*p.cast::<Data>() }.refs.fetch_sub(1, Ordering::SeqCst);
+        }
+        fn noop(_: *const ()) {}
+        static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, noop, noop, drop_ref);
+        let data = Data { io: ScheduledIo::new_empty(), refs: AtomicUsize::new(1) };
+        // SAFETY: the vtable upholds the `RawWaker` contract for `data`, which outlives
+        // every waker made from it.
+        let waker = unsafe { Waker::from_raw(RawWaker::new((&data as *const Data).cast(), &VTABLE)) };
+        let res = data.io.poll_ready(&mut Context::from_waker(&waker), Direction::Read);
+        assert!(res.is_ready(), "readiness that came while registering completes the poll");
+        assert_eq!(data.refs.load(Ordering::SeqCst), 1, "the slot kept a clone of the waker");
+        drop(waker);
+    }
+
     #[test]
     fn new_registration_is_not_ready() {
         let io = ScheduledIo::new_empty();
@@ -619,7 +734,7 @@ mod tests {
 }
 
 /// Loom models of the readiness protocol. Run with
-/// `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release --lib loom`.
+/// `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test --release --lib loom`.
 ///
 /// Tasks wait the way a real executor makes them: poll, and on `Pending` block until
 /// their waker is called. A lost wake-up leaves a task blocked forever, which loom
@@ -947,6 +1062,143 @@ mod loom_tests {
             let word = io.readiness.load(Acquire);
             assert_ne!((word >> SLOT_SHIFT) & SLOT_MASK, LOCKED, "a slot was left locked");
             assert!(io.ready_peek(Direction::Read).is_some());
+        });
+    }
+
+    /// One list waiter is cancelled (its future dropped) while another waits; then an
+    /// event: the one still waiting is woken (fails if the last-but-one removal clears
+    /// `LIST`, checked).
+    #[test]
+    fn loom_cancelled_list_waiter_leaves_the_other_woken() {
+        crate::loom::model("cancelled_list_waiter_leaves_the_other_woken", || {
+            let io = not_readable();
+            let cancelled = {
+                let io = io.clone();
+                thread::spawn(move || {
+                    let (_flag, waker) = flag_waker();
+                    let mut key = None;
+                    let _ = io.poll_waiter(&mut Context::from_waker(&waker), Interest::READABLE, &mut key);
+                    if let Some(k) = key {
+                        io.remove_waiter(k);
+                    }
+                })
+            };
+            let waiting = {
+                let io = io.clone();
+                thread::spawn(move || {
+                    let (flag, waker) = flag_waker();
+                    let mut cx = Context::from_waker(&waker);
+                    let mut key = None;
+                    loop {
+                        match io.poll_waiter(&mut cx, Interest::READABLE, &mut key) {
+                            Poll::Ready(_) => break,
+                            Poll::Pending => flag.wait(),
+                        }
+                    }
+                    if let Some(k) = key {
+                        io.remove_waiter(k);
+                    }
+                })
+            };
+            cancelled.join().unwrap();
+            event(&io, Ready::READABLE);
+            waiting.join().unwrap();
+            assert_eq!(io.num_list_waiters(), 0);
+        });
+    }
+
+    /// A read half and a write half wait in their slots; a writable-only event must wake
+    /// the writer by itself (fails if the writer's slot is matched against the read bits,
+    /// checked), and a readable event then the reader.
+    #[test]
+    fn loom_each_slot_woken_by_its_own_direction() {
+        crate::loom::model("each_slot_woken_by_its_own_direction", || {
+            let io = Arc::new(ScheduledIo::new_empty());
+            let half = |dir: Direction| {
+                let io = io.clone();
+                thread::spawn(move || {
+                    let (flag, waker) = flag_waker();
+                    let mut cx = Context::from_waker(&waker);
+                    loop {
+                        match io.poll_ready(&mut cx, dir) {
+                            Poll::Ready(ev) => break assert!(!ev.ready.intersection(dir.interest()).is_empty()),
+                            Poll::Pending => flag.wait(),
+                        }
+                    }
+                })
+            };
+            let (reader, writer) = (half(Direction::Read), half(Direction::Write));
+            event(&io, Ready::WRITABLE);
+            writer.join().unwrap();
+            event(&io, Ready::READABLE);
+            reader.join().unwrap();
+        });
+    }
+
+    /// A slot waiter and a list waiter on the same socket, one event: both are woken.
+    #[test]
+    fn loom_slot_and_list_waiters_share_an_event() {
+        crate::loom::model("slot_and_list_waiters_share_an_event", || {
+            let io = not_readable();
+            let slot = {
+                let io = io.clone();
+                thread::spawn(move || {
+                    let (flag, waker) = flag_waker();
+                    let mut cx = Context::from_waker(&waker);
+                    while io.poll_ready(&mut cx, Direction::Read).is_pending() {
+                        flag.wait();
+                    }
+                })
+            };
+            let list = {
+                let io = io.clone();
+                thread::spawn(move || {
+                    let (flag, waker) = flag_waker();
+                    let mut cx = Context::from_waker(&waker);
+                    let mut key = None;
+                    while io.poll_waiter(&mut cx, Interest::READABLE, &mut key).is_pending() {
+                        flag.wait();
+                    }
+                    if let Some(k) = key {
+                        io.remove_waiter(k);
+                    }
+                })
+            };
+            event(&io, Ready::READABLE);
+            slot.join().unwrap();
+            list.join().unwrap();
+        });
+    }
+
+    /// A driver turn and a shutdown deliver at the same time to a slot waiter: it
+    /// completes, and no slot is left locked.
+    #[test]
+    fn loom_event_vs_shutdown() {
+        crate::loom::model("event_vs_shutdown", || {
+            let io = not_readable();
+            let waiter = {
+                let io = io.clone();
+                thread::spawn(move || {
+                    let (flag, waker) = flag_waker();
+                    let mut cx = Context::from_waker(&waker);
+                    while io.poll_ready(&mut cx, Direction::Read).is_pending() {
+                        flag.wait();
+                    }
+                })
+            };
+            let turn = {
+                let io = io.clone();
+                thread::spawn(move || event(&io, Ready::READABLE))
+            };
+            let mut wake = Vec::new();
+            io.shutdown(&mut wake);
+            wake_all(&mut wake);
+            turn.join().unwrap();
+            waiter.join().unwrap();
+            let word = io.readiness.load(Acquire);
+            for dir in [Direction::Read, Direction::Write] {
+                assert_ne!((word >> dir.shift()) & SLOT_MASK, LOCKED, "a slot was left locked");
+            }
         });
     }
 
