@@ -427,10 +427,34 @@ impl ScheduledIo {
             }
         });
         std::mem::forget(unlock);
-        // (c) Leave the slot: `LOCKED` → `WAITING` (`0b10` → `0b01`), or `EMPTY` if
-        // readiness came meanwhile; then the waker is taken back out first, so that an
-        // `EMPTY` slot holds none (a socket that outlives its runtime would otherwise keep
-        // the task alive).
+        // (c) Leave the slot: `LOCKED` → `WAITING` (`0b10` → `0b01`). The common case
+        // (not ready, no concurrent change of the word) is one compare-exchange.
+        let cur = self.readiness.load(Acquire);
+        if cur & mask == 0 {
+            let waiting = (cur & !(SLOT_MASK << shift)) | (WAITING << shift);
+            if self.readiness.compare_exchange(cur, waiting, AcqRel, Acquire).is_ok() {
+                // A replaced waker is dropped outside the slot (its drop may run any code).
+                drop(old);
+                return Poll::Pending;
+            }
+        }
+        let ready = self.leave_slot(dir);
+        drop(old);
+        match ready {
+            Some(ev) => Poll::Ready(ev),
+            None => Poll::Pending,
+        }
+    }
+
+    /// Step (c) in general: readiness came while the poller held the slot (or the word
+    /// changed under it). Leaves the slot `WAITING`, or `EMPTY` with the waker taken back
+    /// out if the word is ready, so that an `EMPTY` slot holds no waker (a socket that
+    /// outlives its runtime would otherwise keep the task alive).
+    #[cold]
+    #[inline(never)]
+    fn leave_slot(&self, dir: Direction) -> Option<ReadyEvent> {
+        let (interest, mask, shift) = (dir.interest(), dir.ready_mask(), dir.shift());
+        let cell = &self.slots[dir as usize];
         let mut unused = None;
         let mut cur = self.readiness.load(Acquire);
         let ready = loop {
@@ -450,14 +474,9 @@ impl ScheduledIo {
                 Err(actual) => cur = actual,
             }
         };
-        // Wakers replaced or left unused are dropped outside the slot (a drop may run
-        // any code).
-        drop(old);
+        // Dropped outside the slot (a drop may run any code).
         drop(unused);
-        match ready {
-            Some(ev) => Poll::Ready(ev),
-            None => Poll::Pending,
-        }
+        ready
     }
 
     /// List-based wait (for futures on `&self`). `key` is the caller's entry, created on
