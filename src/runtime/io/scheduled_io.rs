@@ -810,6 +810,37 @@ mod loom_tests {
         Arc::new(io)
     }
 
+    /// A task waiting in the `dir` slot the way an executor runs it: poll, and on
+    /// `Pending` block until its (own, fresh) waker is called; returns the readiness seen.
+    fn wait_slot(io: &ScheduledIo, dir: Direction) -> ReadyEvent {
+        let (flag, waker) = flag_waker();
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            match io.poll_ready(&mut cx, dir) {
+                Poll::Ready(ev) => return ev,
+                Poll::Pending => flag.wait(),
+            }
+        }
+    }
+
+    /// The same through the waiter list (a `&self` future); removes its entry at the end,
+    /// as the future's completion does.
+    fn wait_list(io: &ScheduledIo, interest: Interest) -> ReadyEvent {
+        let (flag, waker) = flag_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut key = None;
+        let ev = loop {
+            match io.poll_waiter(&mut cx, interest, &mut key) {
+                Poll::Ready(ev) => break ev,
+                Poll::Pending => flag.wait(),
+            }
+        };
+        if let Some(k) = key {
+            io.remove_waiter(k);
+        }
+        ev
+    }
+
     /// The driver side of one event: set readiness, then wake outside the lock.
     fn event(io: &ScheduledIo, ready: Ready) {
         let mut wake = Vec::new();
@@ -898,21 +929,7 @@ mod loom_tests {
             let waiters: Vec<_> = (0..2)
                 .map(|_| {
                     let io = io.clone();
-                    thread::spawn(move || {
-                        let (flag, waker) = flag_waker();
-                        let mut cx = Context::from_waker(&waker);
-                        let mut key = None;
-                        let ev = loop {
-                            match io.poll_waiter(&mut cx, Interest::READABLE, &mut key) {
-                                Poll::Ready(ev) => break ev,
-                                Poll::Pending => flag.wait(),
-                            }
-                        };
-                        assert!(ev.ready.is_readable());
-                        if let Some(k) = key {
-                            io.remove_waiter(k);
-                        }
-                    })
+                    thread::spawn(move || assert!(wait_list(&io, Interest::READABLE).ready.is_readable()))
                 })
                 .collect();
             event(&io, Ready::READABLE);
@@ -931,33 +948,11 @@ mod loom_tests {
             let io = not_readable();
             let slot = {
                 let io = io.clone();
-                thread::spawn(move || {
-                    let (flag, waker) = flag_waker();
-                    let mut cx = Context::from_waker(&waker);
-                    loop {
-                        match io.poll_ready(&mut cx, Direction::Read) {
-                            Poll::Ready(ev) => break assert!(ev.is_shutdown),
-                            Poll::Pending => flag.wait(),
-                        }
-                    }
-                })
+                thread::spawn(move || assert!(wait_slot(&io, Direction::Read).is_shutdown))
             };
             let list = {
                 let io = io.clone();
-                thread::spawn(move || {
-                    let (flag, waker) = flag_waker();
-                    let mut cx = Context::from_waker(&waker);
-                    let mut key = None;
-                    loop {
-                        match io.poll_waiter(&mut cx, Interest::READABLE, &mut key) {
-                            Poll::Ready(ev) => break assert!(ev.is_shutdown),
-                            Poll::Pending => flag.wait(),
-                        }
-                    }
-                    if let Some(k) = key {
-                        io.remove_waiter(k);
-                    }
-                })
+                thread::spawn(move || assert!(wait_list(&io, Interest::READABLE).is_shutdown))
             };
             let mut wake = Vec::new();
             io.shutdown(&mut wake);
@@ -1009,14 +1004,8 @@ mod loom_tests {
                 let io = io.clone();
                 thread::spawn(move || event(&io, Ready::READABLE))
             };
-            let (flag, second) = flag_waker();
-            let mut cx = Context::from_waker(&second);
-            loop {
-                match io.poll_ready(&mut cx, Direction::Read) {
-                    Poll::Ready(ev) => break assert!(ev.ready.is_readable()),
-                    Poll::Pending => flag.wait(),
-                }
-            }
+            // `wait_slot` polls with a second, fresh waker.
+            assert!(wait_slot(&io, Direction::Read).ready.is_readable());
             driver.join().unwrap();
         });
     }
@@ -1104,20 +1093,7 @@ mod loom_tests {
             };
             let waiting = {
                 let io = io.clone();
-                thread::spawn(move || {
-                    let (flag, waker) = flag_waker();
-                    let mut cx = Context::from_waker(&waker);
-                    let mut key = None;
-                    loop {
-                        match io.poll_waiter(&mut cx, Interest::READABLE, &mut key) {
-                            Poll::Ready(_) => break,
-                            Poll::Pending => flag.wait(),
-                        }
-                    }
-                    if let Some(k) = key {
-                        io.remove_waiter(k);
-                    }
-                })
+                thread::spawn(move || wait_list(&io, Interest::READABLE))
             };
             cancelled.join().unwrap();
             event(&io, Ready::READABLE);
@@ -1135,16 +1111,7 @@ mod loom_tests {
             let io = Arc::new(ScheduledIo::new_empty());
             let half = |dir: Direction| {
                 let io = io.clone();
-                thread::spawn(move || {
-                    let (flag, waker) = flag_waker();
-                    let mut cx = Context::from_waker(&waker);
-                    loop {
-                        match io.poll_ready(&mut cx, dir) {
-                            Poll::Ready(ev) => break assert!(!ev.ready.intersection(dir.interest()).is_empty()),
-                            Poll::Pending => flag.wait(),
-                        }
-                    }
-                })
+                thread::spawn(move || assert!(!wait_slot(&io, dir).ready.intersection(dir.interest()).is_empty()))
             };
             let (reader, writer) = (half(Direction::Read), half(Direction::Write));
             event(&io, Ready::WRITABLE);
@@ -1161,27 +1128,11 @@ mod loom_tests {
             let io = not_readable();
             let slot = {
                 let io = io.clone();
-                thread::spawn(move || {
-                    let (flag, waker) = flag_waker();
-                    let mut cx = Context::from_waker(&waker);
-                    while io.poll_ready(&mut cx, Direction::Read).is_pending() {
-                        flag.wait();
-                    }
-                })
+                thread::spawn(move || wait_slot(&io, Direction::Read))
             };
             let list = {
                 let io = io.clone();
-                thread::spawn(move || {
-                    let (flag, waker) = flag_waker();
-                    let mut cx = Context::from_waker(&waker);
-                    let mut key = None;
-                    while io.poll_waiter(&mut cx, Interest::READABLE, &mut key).is_pending() {
-                        flag.wait();
-                    }
-                    if let Some(k) = key {
-                        io.remove_waiter(k);
-                    }
-                })
+                thread::spawn(move || wait_list(&io, Interest::READABLE))
             };
             event(&io, Ready::READABLE);
             slot.join().unwrap();
@@ -1197,13 +1148,7 @@ mod loom_tests {
             let io = not_readable();
             let waiter = {
                 let io = io.clone();
-                thread::spawn(move || {
-                    let (flag, waker) = flag_waker();
-                    let mut cx = Context::from_waker(&waker);
-                    while io.poll_ready(&mut cx, Direction::Read).is_pending() {
-                        flag.wait();
-                    }
-                })
+                thread::spawn(move || wait_slot(&io, Direction::Read))
             };
             let turn = {
                 let io = io.clone();
