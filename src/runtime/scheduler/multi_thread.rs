@@ -399,7 +399,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
                 skipped = 0;
                 local.in_driver.set(true);
                 shared.driver.turn(&mut core, Some(Duration::ZERO), || {});
-                end_driver_delivery(&shared);
+                end_driver_delivery(&shared, &local);
             }
             seen_turns = shared.driver.turns();
             if stints.active() && stints.check(&shared.gate, shared.idle.others_idle()) {
@@ -425,7 +425,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
                     continue;
                 }
                 stints.end(&shared.gate, shared.idle.others_idle());
-                park(&shared, index, &mut searching, std::mem::take(&mut retiring));
+                park(&shared, &local, &mut searching, std::mem::take(&mut retiring));
                 if searching {
                     // Woken by a notify: a helper; measure whether it gets a CPU.
                     stints.begin();
@@ -522,11 +522,13 @@ fn steal_others(shared: &Shared, me: usize, dest: &Worker<Runnable>, tick: u32) 
     None
 }
 
-/// Parks worker `index` following the protocol in the module doc (steps 1–6).
+/// Parks the worker whose `Local` this is, following the protocol in the module doc
+/// (steps 1–6).
 ///
 /// A `retiring` worker's step 3 looks at the injector only, not at the other workers'
 /// local queues (their owners are awake; see `cpu_gate.rs` for why that is safe).
-fn park(shared: &Shared, index: usize, searching: &mut bool, retiring: bool) {
+fn park(shared: &Shared, local: &Local, searching: &mut bool, retiring: bool) {
+    let index = local.index;
     let last = shared.idle.transition_to_parked(index, std::mem::take(searching));
     let work = if retiring { !shared.injector.is_empty() } else { shared.has_work() };
     if work || shared.is_shutdown() {
@@ -542,9 +544,9 @@ fn park(shared: &Shared, index: usize, searching: &mut bool, retiring: bool) {
         let mut became_searcher = false;
         shared.parkers[index].park_split(&shared.driver, None, Some(WATCHDOG), true, || {
             became_searcher = !shared.idle.unidle(index);
-            set_in_driver(true);
+            local.in_driver.set(true);
         });
-        end_driver_delivery(shared);
+        end_driver_delivery(shared, local);
         *searching = became_searcher;
         return;
     }
@@ -582,33 +584,20 @@ fn park(shared: &Shared, index: usize, searching: &mut bool, retiring: bool) {
             if !shared.idle.unidle(index) {
                 *searching = true;
             }
-            set_in_driver(true);
+            local.in_driver.set(true);
             shared.driver.turn(&mut core, Some(Duration::ZERO), || {});
             drop(core);
-            end_driver_delivery(shared);
+            end_driver_delivery(shared, local);
             return;
         }
     }
 }
 
-fn set_in_driver(on: bool) {
-    with_local(|l| {
-        if let Some(local) = l {
-            local.in_driver.set(on);
-        }
-    });
-}
-
 /// Ends a driver delivery: wakes go through the LIFO slot again, and if the backlog is
 /// now over [`SHARE_BACKLOG`], an idle worker is told there is work to share.
-fn end_driver_delivery(shared: &Shared) {
-    let backlog = with_local(|l| {
-        l.map_or(0, |local| {
-            local.in_driver.set(false);
-            local.queue.len()
-        })
-    });
-    if backlog > SHARE_BACKLOG && shared.gate.is_open() {
+fn end_driver_delivery(shared: &Shared, local: &Local) {
+    local.in_driver.set(false);
+    if local.queue.len() > SHARE_BACKLOG && shared.gate.is_open() {
         shared.notify_parked();
     }
 }
