@@ -35,10 +35,6 @@ const CYCLES: usize = 20_000;
 const CLIENT_LOOPS: usize = 32;
 const RUNTIMES: usize = 200;
 
-fn fds() -> usize {
-    runtime_fds()
-}
-
 fn threads() -> usize {
     thread_names().iter().filter(|n| !HARNESS_THREADS.contains(&n.as_str())).count()
 }
@@ -46,11 +42,11 @@ fn threads() -> usize {
 /// Polls until both counts are back to (at most) the given baseline, with a deadline;
 /// fails with the numbers if they do not settle.
 fn assert_settles(what: &str, fd_base: usize, thread_base: usize) {
-    let ok = eventually(Duration::from_secs(10), || fds() <= fd_base && threads() <= thread_base);
+    let ok = eventually(Duration::from_secs(10), || runtime_fds() <= fd_base && threads() <= thread_base);
     assert!(
         ok,
         "{what}: descriptors {} (baseline {fd_base}), threads {} (baseline {thread_base}): {:?}; open: {:?}",
-        fds(),
+        runtime_fds(),
         threads(),
         thread_names(),
         fd_targets()
@@ -73,11 +69,11 @@ fn response(req: &[u8; 16]) -> [u8; 16] {
 fn connection_churn_20k() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     with_timeout(60, || {
-        let (fd_before, th_before) = (fds(), threads());
+        let (fd_before, th_before) = (runtime_fds(), threads());
         let rt = Builder::new_multi_thread().worker_threads(2).thread_name("churn").build().unwrap();
         // The idle runtime's own resources (lazily created ones included).
         rt.block_on(sleep(Duration::from_millis(1)));
-        let (fd_idle, th_idle) = (fds(), threads());
+        let (fd_idle, th_idle) = (runtime_fds(), threads());
         let started = Instant::now();
 
         let server_done = Arc::new(AtomicUsize::new(0));
@@ -146,7 +142,7 @@ fn connection_churn_20k() {
             "churn: {CYCLES} connect/round-trip/close cycles in {:.2} s; descriptors {fd_before} -> {fd_idle} (idle \
              runtime) -> {} (after), threads {th_before} -> {th_idle} -> {}",
             churn_time.as_secs_f64(),
-            fds(),
+            runtime_fds(),
             threads()
         );
     });
@@ -163,7 +159,7 @@ fn build(i: usize) -> Runtime {
 fn runtime_churn_200() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     with_timeout(60, || {
-        let (fd_before, th_before) = (fds(), threads());
+        let (fd_before, th_before) = (runtime_fds(), threads());
         let dropped = Arc::new(AtomicUsize::new(0));
         let started = Instant::now();
         for i in 0..RUNTIMES {
@@ -224,7 +220,7 @@ fn runtime_churn_200() {
              descriptors {fd_before} -> {}, threads {th_before} -> {}",
             started.elapsed().as_secs_f64(),
             dropped.load(Ordering::SeqCst),
-            fds(),
+            runtime_fds(),
             threads()
         );
     });

@@ -104,10 +104,6 @@ fn status_kib(field: &str) -> u64 {
     panic!("{field} missing from /proc/self/status");
 }
 
-fn open_fds() -> usize {
-    support::runtime_fds()
-}
-
 fn two_workers(name: &str) -> Runtime {
     Builder::new_multi_thread().worker_threads(2).thread_name(name).build().unwrap()
 }
@@ -348,7 +344,7 @@ fn serve(listener: TcpListener, n: usize, mut to_child: ChildStdin, child_alive:
     let started_at = Instant::now();
     let rt = two_workers("load10k-srv");
     let rss_base = status_kib("VmRSS");
-    let fds_base = open_fds();
+    let fds_base = support::runtime_fds();
     to_child.write_all(b"G").unwrap();
 
     let report = rt.block_on(async move {
@@ -410,7 +406,7 @@ fn serve(listener: TcpListener, n: usize, mut to_child: ChildStdin, child_alive:
         let held_at = started_at.elapsed();
         let open = st.open.load(Ordering::SeqCst);
         let rss_held = status_kib("VmRSS");
-        let fds_held = open_fds().saturating_sub(fds_base);
+        let fds_held = support::runtime_fds().saturating_sub(fds_base);
         assert!(open >= n, "expected {n} accepted connections open at once, counter says {open}");
         assert!(fds_held >= n, "expected {n} connections open at once: only {fds_held} more descriptors than before");
         to_child.write_all(b"R").unwrap();
@@ -560,7 +556,7 @@ fn run_clients(addr: Address, n: usize, ctl: Arc<Control>) {
         ctl.start.wait().await;
         assert!(ctl.got_start.load(Ordering::SeqCst), "client: server closed the control pipe before `G`");
         let rss_base = status_kib("VmRSS");
-        let fds_base = open_fds();
+        let fds_base = support::runtime_fds();
 
         // Clients, paced so that at most MAX_PENDING_CONNECTS are between connect and
         // the end of their first round.
@@ -598,7 +594,7 @@ fn run_clients(addr: Address, n: usize, ctl: Arc<Control>) {
             sleep(Duration::from_millis(5)).await;
         }
         let held_at = started_at.elapsed();
-        let fds_held = open_fds().saturating_sub(fds_base);
+        let fds_held = support::runtime_fds().saturating_sub(fds_base);
         let rss_held = status_kib("VmRSS");
         assert!(fds_held >= n, "client: expected {n} connections open at once, only {fds_held} more descriptors");
         ctl.release.wait().await;

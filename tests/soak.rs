@@ -88,10 +88,6 @@ fn pat(seed: u64, i: u64) -> u8 {
     (x >> ((i & 7) * 8)) as u8
 }
 
-fn fds() -> usize {
-    support::runtime_fds()
-}
-
 fn threads() -> usize {
     thread_names().iter().filter(|n| !HARNESS_THREADS.contains(&n.as_str())).count()
 }
@@ -504,7 +500,7 @@ async fn unix_datagram_lane(deadline: Instant, seed: u64, stats: Arc<Stats>) {
 // ---------------------------------------------------------------------------------------
 
 fn soak(duration: Duration, seed: u64) {
-    let (fd_base, th_base) = (fds(), threads());
+    let (fd_base, th_base) = (support::runtime_fds(), threads());
     let dir = temp_dir();
     let stats = Arc::new(Stats::default());
     let started = Instant::now();
@@ -557,11 +553,11 @@ fn soak(duration: Duration, seed: u64) {
     assert!(g(&s.cancelled_reads) > 0 && g(&s.cancelled_writes) > 0, "no cancellation happened");
     assert!(g(&s.aborted_tasks) > 0 && g(&s.udp_datagrams) > 0 && g(&s.unix_datagrams) > 0);
 
-    let settled = eventually(Duration::from_secs(10), || fds() <= fd_base && threads() <= th_base);
+    let settled = eventually(Duration::from_secs(10), || support::runtime_fds() <= fd_base && threads() <= th_base);
     assert!(
         settled,
         "leak after soak: descriptors {} (baseline {fd_base}), threads {} (baseline {th_base}): {:?}",
-        fds(),
+        support::runtime_fds(),
         threads(),
         thread_names()
     );
