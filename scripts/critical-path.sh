@@ -51,5 +51,5 @@ for i, (t, kind, nr) in enumerate(ev):
         gaps['recvfrom -> sendto'].append(nxt[0] - t)
     elif nr == SENDTO:
         gaps['sendto -> next'].append(nxt[0] - t)
-print(sys.argv[1] + ':', ', '.join('%s %.2f us (n %d)' % (k, statistics.median(v) * 1e6, len(v)) for k, v in gaps.items() if v))
+print(sys.argv[1] + ':', ', '.join('%s %.3f us (n %d)' % (k, statistics.median(v) * 1e6, len(v)) for k, v in gaps.items() if v))
 PY

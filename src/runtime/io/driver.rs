@@ -17,15 +17,17 @@
 //! still carries the old token; at dispatch the generation no longer matches (or the slot
 //! is empty) and the event is dropped. So no event is ever delivered to a freed or reused
 //! registration. (mio's RUSTSEC-2024-0019 was exactly such a stale event.) All of this is
-//! safe code: the slab holds `Arc<ScheduledIo>`, never raw pointers.
+//! safe code: the slab holds `Arc<ScheduledIo>`, never raw pointers. The turning thread
+//! looks tokens up in its own copy of the slab, which keeps the same guarantee without
+//! taking the slab's lock on every event (`tokens.rs`, "The turning thread's copy").
 //!
 //! # A turn
 //!
 //! 1. Ask the time wheel for the next deadline; publish it (`TimeHandle::park_timeout`) so a
 //!    timer inserted meanwhile with an earlier deadline unparks us.
 //! 2. `epoll_wait` (EINTR is a normal wake-up).
-//! 3. Under the slab lock, map each token to its `ScheduledIo`, set readiness, collect
-//!    wakers.
+//! 3. Map each token to its `ScheduledIo` (through the core's [`TokenCache`], which
+//!    needs the slab lock only on a miss), set readiness, collect wakers.
 //! 4. Advance the wheel to now and collect the wakers of due timers.
 //! 5. Release every lock, then wake (each wake inside `catch_unwind`).
 
@@ -40,7 +42,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Poll, Token};
 
 use super::scheduled_io::{wake_all, ScheduledIo};
-use super::tokens::TokenTable;
+use super::tokens::{TokenCache, TokenTable};
 use crate::io::{Interest, Ready};
 use crate::time::driver::TimeHandle;
 
@@ -54,6 +56,8 @@ pub(crate) struct Core {
     poll: Poll,
     events: Events,
     wake: Vec<Waker>,
+    /// The token table as this core last saw it: dispatch without the table's lock.
+    cache: TokenCache<ScheduledIo>,
 }
 
 /// One runtime's I/O and timer driver.
@@ -116,7 +120,12 @@ impl Driver {
         let registry = poll.registry().try_clone()?;
         let waker = mio::Waker::new(&registry, WAKE_TOKEN)?;
         Ok(Arc::new(Driver {
-            core: Mutex::new(Core { poll, events: Events::with_capacity(EVENTS_CAPACITY), wake: Vec::new() }),
+            core: Mutex::new(Core {
+                poll,
+                events: Events::with_capacity(EVENTS_CAPACITY),
+                wake: Vec::new(),
+                cache: TokenCache::default(),
+            }),
             registry,
             waker,
             tokens: TokenTable::new(),
@@ -189,6 +198,7 @@ impl Driver {
         // Errors here (the fd was already closed or never added) leave nothing to undo.
         let _ = self.registry.deregister(&mut SourceFd(&fd));
         self.release(reg.token);
+        reg.io.retire();
     }
 
     fn release(&self, token: Token) {
@@ -204,7 +214,9 @@ impl Driver {
     /// thread that is already running nor pick it as an idle worker.
     pub(crate) fn turn(&self, core: &mut Core, timeout: Option<Duration>, after_wait: impl FnOnce()) {
         let timeout = self.time.park_timeout(timeout);
-        let Core { poll, events, wake } = core;
+        let Core { poll, events, wake, cache } = core;
+        // Before the wait, off the path from an event to its task.
+        cache.forget_released(&self.tokens);
         let res = poll.poll(events, timeout);
         // Only the holder of `core` writes the count: a plain load and store, no
         // read-modify-write (a locked instruction on every turn).
@@ -218,13 +230,12 @@ impl Driver {
                 std::thread::sleep(Duration::from_millis(1));
             }
         } else {
-            let table = self.tokens.lock();
             for ev in events.iter() {
                 let token = ev.token();
                 if token == WAKE_TOKEN {
                     continue;
                 }
-                if let Some(io) = table.get(token.0) {
+                if let Some(io) = cache.get(&self.tokens, token.0) {
                     io.set_readiness(Ready::from_mio(ev), wake);
                 }
             }

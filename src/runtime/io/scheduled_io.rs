@@ -297,6 +297,19 @@ impl ScheduledIo {
         self.deliver(SHUTDOWN, false, wake);
     }
 
+    /// Called once the socket is deregistered: drops every stored waker without waking
+    /// it. The futures that stored them borrowed the socket, so they are gone; but the
+    /// driver's token cache may keep this `ScheduledIo` until its next turn, and a waker
+    /// kept with it would keep its task (and through the task, the runtime) alive.
+    pub(crate) fn retire(&self) {
+        if self.readiness.load(Acquire) & (READER_FIELD | WRITER_FIELD | LIST) == 0 {
+            return;
+        }
+        let mut stale = Vec::new();
+        self.deliver(SHUTDOWN, false, &mut stale);
+        drop(stale);
+    }
+
     /// The driver's steps (1) to (3) of the slot protocol, then the list: `bits` are ORed
     /// into the word (ready bits, or `SHUTDOWN`, which satisfies every waiter).
     #[inline(always)]
@@ -602,6 +615,25 @@ mod tests {
         let Poll::Ready(ev) = io.poll_ready(&mut cx, Direction::Read) else { unreachable!() };
         io.clear_readiness(ev);
         assert!(io.poll_ready(&mut cx, Direction::Read).is_pending());
+    }
+
+    #[test]
+    fn retire_drops_every_waker_without_waking_it() {
+        let io = ScheduledIo::new_empty();
+        let slot = Arc::new(Count::default());
+        let listed = Arc::new(Count::default());
+        let reader = Waker::from(slot.clone());
+        assert!(io.poll_ready(&mut Context::from_waker(&reader), Direction::Read).is_pending());
+        drop(reader);
+        let writer = Waker::from(listed.clone());
+        let mut key = None;
+        assert!(io.poll_waiter(&mut Context::from_waker(&writer), Interest::WRITABLE, &mut key).is_pending());
+        drop(writer);
+        assert_eq!((Arc::strong_count(&slot), Arc::strong_count(&listed)), (2, 2), "both wakers stored");
+        io.retire();
+        assert_eq!((Arc::strong_count(&slot), Arc::strong_count(&listed)), (1, 1), "both wakers dropped");
+        assert_eq!((slot.0.load(Ordering::SeqCst), listed.0.load(Ordering::SeqCst)), (0, 0), "and not woken");
+        io.retire(); // nothing left: a no-op
     }
 
     #[test]

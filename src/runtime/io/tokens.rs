@@ -9,12 +9,35 @@
 //! registration found under the lock stays alive while its event is delivered, even if
 //! it is released meanwhile.
 //!
-//! The lock is `crate::loom`'s: the `loom` model at the bottom races a driver turn that
-//! looks a token up against a deregistration and a re-registration reusing the slot.
+//! # The turning thread's copy: [`TokenCache`]
+//!
+//! Looking a token up under the table's lock costs a lock and an unlock (two locked
+//! instructions) on the path from `epoll_wait` to the woken task. So the driver's core
+//! keeps a [`TokenCache`]: for each slot index, the full token and the value it had when
+//! the core last looked it up under the lock. A hit needs no lock; a miss (an index not
+//! cached, or a token with another generation) looks the token up in the table as
+//! above and caches the answer.
+//!
+//! Invariant: a cache entry `(token, value)` means that `value` was registered under
+//! exactly `token`. It holds because entries are only copied from the table and the
+//! token includes the generation. A stale event then reaches, at worst, the registration
+//! it was harvested for, which the table allows too (it is still alive: the cache holds
+//! an `Arc`), and never a newer registration of the same slot, whose token differs.
+//!
+//! What the cache must not do is keep released values alive for long: a registration can
+//! hold a task's waker. [`TokenTable::release`] records the index under the lock and sets
+//! a flag; each turn reads the flag (a plain load) and, when set, drops the cached copies
+//! of released indices ([`TokenCache::forget_released`]). A released value thus lives
+//! until the next turn at most, as a deregistered source does in tokio's driver.
+//!
+//! The lock is `crate::loom`'s: the `loom` models at the bottom race a driver turn that
+//! looks a token up (in the table, and through the cache) against a deregistration and a
+//! re-registration reusing the slot.
 
 use std::io;
 use std::sync::Arc;
 
+use crate::loom::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use crate::loom::sync::{Mutex, MutexGuard};
 
 const INDEX_BITS: u32 = usize::BITS / 2;
@@ -24,12 +47,17 @@ const INDEX_MASK: usize = (1 << INDEX_BITS) - 1;
 #[derive(Debug)]
 pub(crate) struct TokenTable<T> {
     inner: Mutex<Slab<T>>,
+    /// Whether `released` is non-empty. Written under the lock; read without it as a
+    /// hint by [`TokenCache::forget_released`].
+    has_released: AtomicBool,
 }
 
 #[derive(Debug)]
 pub(crate) struct Slab<T> {
     entries: Vec<Entry<T>>,
     free: Vec<usize>,
+    /// Indices released since the cache last looked (may repeat).
+    released: Vec<usize>,
 }
 
 #[derive(Debug)]
@@ -49,7 +77,10 @@ fn split(token: usize) -> (usize, usize) {
 
 impl<T> TokenTable<T> {
     pub(crate) fn new() -> TokenTable<T> {
-        TokenTable { inner: Mutex::new(Slab { entries: Vec::new(), free: Vec::new() }) }
+        TokenTable {
+            inner: Mutex::new(Slab { entries: Vec::new(), free: Vec::new(), released: Vec::new() }),
+            has_released: AtomicBool::new(false),
+        }
     }
 
     /// Locks the table.
@@ -94,7 +125,76 @@ impl<T> TokenTable<T> {
         entry.generation = entry.generation.wrapping_add(1);
         let old = entry.value.take();
         slab.free.push(index);
+        slab.released.push(index);
+        self.has_released.store(true, Relaxed);
         old
+    }
+}
+
+/// The driver core's lock-free copy of a [`TokenTable`]; see the module doc.
+#[derive(Debug)]
+pub(crate) struct TokenCache<T> {
+    /// Per slot index: the token it was cached under and its value.
+    entries: Vec<Option<(usize, Arc<T>)>>,
+    /// Spare buffer swapped with the table's `released` list (keeps both allocations).
+    released: Vec<usize>,
+}
+
+impl<T> Default for TokenCache<T> {
+    fn default() -> Self {
+        TokenCache { entries: Vec::new(), released: Vec::new() }
+    }
+}
+
+impl<T> TokenCache<T> {
+    /// The value of `token`, if the token is current or was current when this cache last
+    /// looked it up (a stale event then reaches the registration it was meant for).
+    #[inline]
+    pub(crate) fn get(&mut self, table: &TokenTable<T>, token: usize) -> Option<&Arc<T>> {
+        let (index, _) = split(token);
+        if matches!(self.entries.get(index), Some(Some((t, _))) if *t == token) {
+            return self.entries[index].as_ref().map(|(_, v)| v);
+        }
+        self.fill(table, token)
+    }
+
+    /// A miss: looks `token` up under the table's lock and caches the answer.
+    #[cold]
+    #[inline(never)]
+    fn fill(&mut self, table: &TokenTable<T>, token: usize) -> Option<&Arc<T>> {
+        let value = table.lock().get(token)?.clone();
+        let (index, _) = split(token);
+        if self.entries.len() <= index {
+            self.entries.resize_with(index + 1, || None);
+        }
+        // A value this replaces is dropped here, outside the table lock.
+        let entry = self.entries[index].insert((token, value));
+        Some(&entry.1)
+    }
+
+    /// Drops the cached copies of every index released since the last call, so that a
+    /// deregistered source is not kept alive. One relaxed load when nothing was released.
+    #[inline]
+    pub(crate) fn forget_released(&mut self, table: &TokenTable<T>) {
+        if table.has_released.load(Relaxed) {
+            self.forget_released_slow(table);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn forget_released_slow(&mut self, table: &TokenTable<T>) {
+        {
+            let mut slab = crate::loom::lock(&table.inner);
+            std::mem::swap(&mut slab.released, &mut self.released);
+            table.has_released.store(false, Relaxed);
+        }
+        // Outside the lock: dropping a value may run a waker's drop.
+        for index in self.released.drain(..) {
+            if let Some(entry) = self.entries.get_mut(index) {
+                *entry = None;
+            }
+        }
     }
 }
 
@@ -131,6 +231,37 @@ mod tests {
         assert_eq!(t.lock().get(b).map(|v| **v), Some("b"));
         assert_eq!(t.lock().values().count(), 1);
     }
+
+    #[test]
+    fn the_cache_answers_like_the_table_and_forgets_released_values() {
+        let t = TokenTable::new();
+        let mut c = TokenCache::default();
+        let a_val = Arc::new("a");
+        let a = t.insert(a_val.clone()).unwrap();
+        assert_eq!(c.get(&t, a).map(|v| **v), Some("a"), "miss: filled from the table");
+        assert_eq!(c.get(&t, a).map(|v| **v), Some("a"), "hit");
+        assert_eq!(Arc::strong_count(&a_val), 3, "table, cache and this test");
+        assert!(c.get(&t, a + 1).is_none(), "an index never used misses");
+
+        drop(t.release(a));
+        // Not yet forgotten: a stale event still reaches the old registration.
+        assert_eq!(c.get(&t, a).map(|v| **v), Some("a"));
+        c.forget_released(&t);
+        assert_eq!(Arc::strong_count(&a_val), 1, "the cache let the released value go");
+        assert!(c.get(&t, a).is_none(), "after forgetting, a stale token misses");
+
+        let b = t.insert(Arc::new("b")).unwrap();
+        assert_eq!(c.get(&t, b).map(|v| **v), Some("b"));
+        // Released and reused between two turns: the old token never reaches "c".
+        drop(t.release(b));
+        let cc = t.insert(Arc::new("c")).unwrap();
+        assert_eq!(b & INDEX_MASK, cc & INDEX_MASK, "same slot");
+        assert_eq!(c.get(&t, b).map(|v| **v), Some("b"), "stale: the old registration, if any");
+        assert_eq!(c.get(&t, cc).map(|v| **v), Some("c"));
+        assert!(c.get(&t, b).is_none(), "the new entry replaced the old one in the cache");
+        c.forget_released(&t);
+        assert_eq!(c.get(&t, cc).map(|v| **v), Some("c"), "refilled after forgetting the slot");
+    }
 }
 
 #[cfg(all(test, loom))]
@@ -159,6 +290,36 @@ mod loom_tests {
             assert_ne!(delivered, Some(2), "a stale event reached the registration that reused its slot");
             assert_eq!(table.lock().get(new).map(|v| **v), Some(2));
             assert!(table.lock().get(old).is_none());
+        });
+    }
+
+    /// The same race through the driver's cache, which had the old token cached: the
+    /// stale token reaches the old registration or nothing, the new token always the new
+    /// one, and after `forget_released` the cache holds no copy of the released value.
+    #[test]
+    fn loom_cache_never_maps_a_stale_token_to_the_new_registration() {
+        crate::loom::model("cache_event_after_deregister", || {
+            let table = Arc::new(TokenTable::new());
+            let old_val = Arc::new(1u32);
+            let old = table.insert(old_val.clone()).unwrap();
+            let mut cache = TokenCache::default();
+            assert_eq!(cache.get(&table, old).map(|v| **v), Some(1));
+            let other = {
+                let table = table.clone();
+                thread::spawn(move || {
+                    drop(table.release(old));
+                    table.insert(Arc::new(2u32)).unwrap()
+                })
+            };
+            // A turn racing the release: a stale lookup, and a look at the released list.
+            let delivered = cache.get(&table, old).map(|v| **v);
+            cache.forget_released(&table);
+            let new = other.join().unwrap();
+            assert_ne!(delivered, Some(2), "a stale event reached the registration that reused its slot");
+            // The next turn: the released value is let go, the new one found.
+            cache.forget_released(&table);
+            assert_eq!(Arc::strong_count(&old_val), 1, "a released value outlived the next turn");
+            assert_eq!(cache.get(&table, new).map(|v| **v), Some(2));
         });
     }
 }
