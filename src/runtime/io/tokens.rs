@@ -29,6 +29,11 @@
 //! a flag; each turn reads the flag (a plain load) and, when set, drops the cached copies
 //! of released indices ([`TokenCache::forget_released`]). A released value thus lives
 //! until the next turn at most, as a deregistered source does in tokio's driver.
+//! Deregistration also drops the socket's stored wakers (`ScheduledIo::retire`), so a
+//! cached value never holds a task: a runtime whose tasks were cancelled right before
+//! its drop never turns again, and driver → cache → waker → task → runtime → driver
+//! would otherwise be a cycle that leaks the runtime (`tests/churn.rs`'s
+//! `runtime_churn_200` fails without `retire`).
 //!
 //! The lock is `crate::loom`'s: the `loom` models at the bottom race a driver turn that
 //! looks a token up (in the table, and through the cache) against a deregistration and a
