@@ -19,9 +19,8 @@
 //! * `park` first consumes a pending `NOTIFIED` (a plain load, then a compare-and-swap only if
 //!   it saw one). Otherwise it moves to a parked state by
 //!   compare-and-swap from `EMPTY`; if that fails an unpark came in between, and it
-//!   returns. After waking it sets the state back to `EMPTY`, consuming the
-//!   notification (a swap on the condvar path, a plain store on the driver path: see the
-//!   races below).
+//!   returns. After waking it swaps the state back to `EMPTY`, consuming the
+//!   notification.
 //!
 //! # Races it survives
 //!
@@ -31,10 +30,6 @@
 //!   stays readable, so `epoll_wait` returns at once.
 //! * unpark between the CAS to `PARKED_CONDVAR` and `wait`: the parker holds the mutex
 //!   across the CAS and the wait; the unparker takes the mutex before notifying.
-//! * unpark just after `epoll_wait` returned, before the thread leaves `PARKED_DRIVER`:
-//!   the unparker writes the eventfd, and the thread then stores `EMPTY` (a plain store,
-//!   overwriting the `NOTIFIED`). The eventfd write is a new edge for the next
-//!   `epoll_wait`, which returns at once: a spurious turn, never a lost wake-up.
 //! * spurious wake-ups: park may return without an unpark; callers re-check their queues.
 //!
 //! # Model checking
@@ -47,10 +42,7 @@
 use std::time::Duration;
 
 use super::io::Driver;
-use crate::loom::sync::atomic::{
-    AtomicUsize,
-    Ordering::{Release, SeqCst},
-};
+use crate::loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use crate::loom::sync::{Condvar, Mutex};
 
 const EMPTY: usize = 0;
@@ -162,13 +154,7 @@ impl Parker {
                     parked
                 },
                 || {
-                    // A plain store, not a swap: this is on the path from `epoll_wait`
-                    // to the woken task, and a locked instruction there shows in
-                    // 1-connection latency. Nothing is lost by overwriting: an unpark
-                    // that swapped in `NOTIFIED` after the wait ended saw
-                    // `PARKED_DRIVER` and wrote the driver's eventfd, which stays
-                    // pending, so the next turn returns at once (see "Races").
-                    self.state.store(EMPTY, Release);
+                    self.state.swap(EMPTY, SeqCst);
                     if let Some(f) = after_wake.take() {
                         f();
                     }

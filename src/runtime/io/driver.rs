@@ -12,19 +12,22 @@
 //! # Tokens and the event-after-deregister hazard
 //!
 //! Each registration gets a slot in a [`TokenTable`] (loom-modelled, see `tokens.rs`);
-//! the mio token packs the slot index with the slot's generation. Deregistering removes the socket from epoll and then frees the slot,
-//! bumping its generation. An event that a concurrent turn harvested before the removal
-//! still carries the old token; at dispatch the generation no longer matches (or the slot
-//! is empty) and the event is dropped. So no event is ever delivered to a freed or reused
-//! registration. (mio's RUSTSEC-2024-0019 was exactly such a stale event.) All of this is
-//! safe code: the slab holds `Arc<ScheduledIo>`, never raw pointers. The turning thread
-//! looks tokens up in its own copy of the slab, which keeps the same guarantee without
-//! taking the slab's lock on every event (`tokens.rs`, "The turning thread's copy").
+//! the mio token packs the slot index with the slot's generation. Deregistering removes
+//! the socket from epoll, then releases the slot (bumping its generation) and drops the
+//! wakers the socket still holds. An event that a concurrent turn harvested before the
+//! removal still carries the old token. The turning thread looks tokens up in its own
+//! copy of the slab ([`TokenCache`], no lock on a hit), and a released slot is reused
+//! only after that copy has forgotten it; so the stale event either reaches the released
+//! registration (alive, since the copy holds an `Arc`, but polled by nobody and holding
+//! no waker: a no-op) or is dropped. It never reaches a socket registered later in the
+//! same slot. (mio's RUSTSEC-2024-0019 was exactly such a stale event.) All of this is
+//! safe code: the slab holds `Arc<ScheduledIo>`, never raw pointers.
 //!
 //! # A turn
 //!
 //! 1. Ask the time wheel for the next deadline; publish it (`TimeHandle::park_timeout`) so a
-//!    timer inserted meanwhile with an earlier deadline unparks us.
+//!    timer inserted meanwhile with an earlier deadline unparks us. If slots were
+//!    released since the last turn, drop the cache's copies and make the slots reusable.
 //! 2. `epoll_wait` (EINTR is a normal wake-up).
 //! 3. Map each token to its `ScheduledIo` (through the core's [`TokenCache`], which
 //!    needs the slab lock only on a miss), set readiness, collect wakers.
@@ -202,8 +205,13 @@ impl Driver {
     }
 
     fn release(&self, token: Token) {
-        // Dropped here, outside the table lock.
-        drop(self.tokens.release(token.0));
+        let released = self.tokens.release(token.0);
+        if released.wake_driver {
+            // Enough released slots wait for a turn to make them reusable (`tokens.rs`).
+            self.unpark();
+        }
+        // Outside the table lock.
+        drop(released.value);
     }
 
     /// One turn: wait for events up to `timeout` (or the next timer), dispatch them,

@@ -298,9 +298,10 @@ impl ScheduledIo {
     }
 
     /// Called once the socket is deregistered: drops every stored waker without waking
-    /// it. The futures that stored them borrowed the socket, so they are gone; but the
-    /// driver's token cache may keep this `ScheduledIo` until its next turn, and a waker
-    /// kept with it would keep its task (and through the task, the runtime) alive.
+    /// it. Nothing polls the socket any more (deregistration needs its owner), so these
+    /// are wakers left behind by futures that were dropped; but the driver's token cache
+    /// may keep this `ScheduledIo` until its next turn, and a waker kept with it would
+    /// keep its task (and through the task, the runtime) alive.
     pub(crate) fn retire(&self) {
         if self.readiness.load(Acquire) & (READER_FIELD | WRITER_FIELD | LIST) == 0 {
             return;

@@ -16,21 +16,26 @@
 //! keeps a [`TokenCache`]: for each slot index, the full token and the value it had when
 //! the core last looked it up under the lock. A hit needs no lock; a miss (an index not
 //! cached, or a token with another generation) looks the token up in the table as
-//! above and caches the answer.
+//! above and caches the answer. Only the thread holding the core uses the cache.
 //!
-//! Invariant: a cache entry `(token, value)` means that `value` was registered under
-//! exactly `token`. It holds because entries are only copied from the table and the
-//! token includes the generation. A stale event then reaches, at worst, the registration
-//! it was harvested for, which the table allows too (it is still alive: the cache holds
-//! an `Arc`), and never a newer registration of the same slot, whose token differs.
+//! **A released index is not reused until the cache has forgotten it.**
+//! [`TokenTable::release`] bumps the generation and puts the index on a `released` list,
+//! not on the free list. At the start of each turn the core reads a flag (a plain load)
+//! and, when it is set, [`TokenCache::forget_released`] drops its copies of those
+//! indices and only then moves them to the free list. So a cache entry `(token, value)`
+//! holds either the registration the slot has now, or a released one whose slot nobody
+//! has taken since. A stale event (harvested before its socket was deregistered) may
+//! therefore reach the released registration, which is harmless: it is alive (the cache
+//! holds an `Arc`), nobody polls it any more, and it holds no waker (see below). It never
+//! reaches a newer registration of the slot, and this does not rest on the generation
+//! alone: even a generation that wrapped around cannot alias a cached entry.
 //!
-//! What the cache must not do is keep released values alive for long: a registration can
-//! hold a task's waker. [`TokenTable::release`] records the index under the lock and sets
-//! a flag; each turn reads the flag (a plain load) and, when set, drops the cached copies
-//! of released indices ([`TokenCache::forget_released`]). A released value thus lives
-//! until the next turn at most, as a deregistered source does in tokio's driver.
-//! Deregistration also drops the socket's stored wakers (`ScheduledIo::retire`), so a
-//! cached value never holds a task: a runtime whose tasks were cancelled right before
+//! **Nothing is kept alive for long.** A released value lives until the core's next turn
+//! starts. A driver blocked in `epoll_wait` would delay that indefinitely, so `release`
+//! asks the caller to wake the driver when [`RELEASE_BATCH`] releases are pending
+//! (tokio's driver does the same), which also bounds the slots waiting for reuse.
+//! Deregistration drops the socket's stored wakers (`ScheduledIo::retire`), so a cached
+//! value never holds a task either: a runtime whose tasks were cancelled right before
 //! its drop never turns again, and driver → cache → waker → task → runtime → driver
 //! would otherwise be a cycle that leaks the runtime (`tests/churn.rs`'s
 //! `runtime_churn_200` fails without `retire`).
@@ -52,8 +57,8 @@ const INDEX_MASK: usize = (1 << INDEX_BITS) - 1;
 #[derive(Debug)]
 pub(crate) struct TokenTable<T> {
     inner: Mutex<Slab<T>>,
-    /// Whether `released` is non-empty. Written under the lock; read without it as a
-    /// hint by [`TokenCache::forget_released`].
+    /// Whether `released` is non-empty. Written under the lock; read without it, as a
+    /// hint, by [`TokenCache::forget_released`].
     has_released: AtomicBool,
 }
 
@@ -61,7 +66,8 @@ pub(crate) struct TokenTable<T> {
 pub(crate) struct Slab<T> {
     entries: Vec<Entry<T>>,
     free: Vec<usize>,
-    /// Indices released since the cache last looked (may repeat).
+    /// Indices released since the cache last looked; they join `free` only after the
+    /// cache has forgotten them (module doc). Each index appears at most once.
     released: Vec<usize>,
 }
 
@@ -119,20 +125,40 @@ impl<T> TokenTable<T> {
     }
 
     /// Frees `token`'s slot (bumping its generation) and returns its value; `None` for a
-    /// stale or unknown token. The value is dropped by the caller, outside the lock.
-    pub(crate) fn release(&self, token: usize) -> Option<Arc<T>> {
+    /// stale or unknown token. The value is dropped by the caller, outside the lock. The
+    /// index becomes reusable once the driver's cache has forgotten it; `wake_driver` says
+    /// that [`RELEASE_BATCH`] releases are now pending and the caller should make the
+    /// driver turn.
+    pub(crate) fn release(&self, token: usize) -> Released<T> {
         let (index, generation) = split(token);
         let mut slab = crate::loom::lock(&self.inner);
-        let entry = slab.entries.get_mut(index)?;
+        let Some(entry) = slab.entries.get_mut(index) else { return Released::default() };
         if entry.generation & INDEX_MASK != generation || entry.value.is_none() {
-            return None;
+            return Released::default();
         }
         entry.generation = entry.generation.wrapping_add(1);
-        let old = entry.value.take();
-        slab.free.push(index);
+        let value = entry.value.take();
         slab.released.push(index);
         self.has_released.store(true, Relaxed);
-        old
+        Released { value, wake_driver: slab.released.len() == RELEASE_BATCH }
+    }
+}
+
+/// Pending releases after which [`TokenTable::release`] asks for a driver turn.
+pub(crate) const RELEASE_BATCH: usize = 64;
+
+/// What [`TokenTable::release`] did.
+#[derive(Debug)]
+pub(crate) struct Released<T> {
+    /// The released value (`None` for a stale or unknown token).
+    pub(crate) value: Option<Arc<T>>,
+    /// [`RELEASE_BATCH`] releases are waiting for the driver's next turn: wake it.
+    pub(crate) wake_driver: bool,
+}
+
+impl<T> Default for Released<T> {
+    fn default() -> Self {
+        Released { value: None, wake_driver: false }
     }
 }
 
@@ -177,8 +203,9 @@ impl<T> TokenCache<T> {
         Some(&entry.1)
     }
 
-    /// Drops the cached copies of every index released since the last call, so that a
-    /// deregistered source is not kept alive. One relaxed load when nothing was released.
+    /// Drops the cached copies of every index released since the last call (so that a
+    /// deregistered source is not kept alive) and makes those indices reusable. One
+    /// relaxed load when nothing was released.
     #[inline]
     pub(crate) fn forget_released(&mut self, table: &TokenTable<T>) {
         if table.has_released.load(Relaxed) {
@@ -193,8 +220,13 @@ impl<T> TokenCache<T> {
             let mut slab = crate::loom::lock(&table.inner);
             std::mem::swap(&mut slab.released, &mut self.released);
             table.has_released.store(false, Relaxed);
+            // Reusable from now on. Only this thread uses the cache, and it clears these
+            // entries below before its next lookup, so a new registration of one of
+            // these slots can never meet the stale entry.
+            let slab = &mut *slab;
+            slab.free.extend_from_slice(&self.released);
         }
-        // Outside the lock: dropping a value may run a waker's drop.
+        // Outside the lock: dropping a value drops a `ScheduledIo`.
         for index in self.released.drain(..) {
             if let Some(entry) = self.entries.get_mut(index) {
                 *entry = None;
@@ -223,18 +255,29 @@ impl<T> Table<'_, T> {
 mod tests {
     use super::*;
 
+    fn index(token: usize) -> usize {
+        split(token).0
+    }
+
     #[test]
-    fn stale_tokens_miss_and_slots_are_reused() {
+    fn stale_tokens_miss_and_slots_are_reused_once_the_cache_forgot_them() {
         let t = TokenTable::new();
+        let mut c = TokenCache::default();
         let a = t.insert(Arc::new("a")).unwrap();
         assert_eq!(t.lock().get(a).map(|v| **v), Some("a"));
-        assert_eq!(t.release(a).map(|v| *v), Some("a"));
-        assert!(t.release(a).is_none(), "double release is ignored");
+        assert_eq!(t.release(a).value.map(|v| *v), Some("a"));
+        assert!(t.release(a).value.is_none(), "double release is ignored");
+        assert!(t.lock().get(a).is_none(), "released");
         let b = t.insert(Arc::new("b")).unwrap();
-        assert_ne!(a, b, "same slot, new generation");
+        assert_ne!(index(a), index(b), "not reused before the cache forgot it");
+        c.forget_released(&t);
+        let n = t.insert(Arc::new("n")).unwrap();
+        assert_eq!(index(a), index(n), "reused once the cache forgot it");
+        assert_ne!(a, n, "with a new generation");
         assert!(t.lock().get(a).is_none(), "a stale token never reaches the new value");
-        assert_eq!(t.lock().get(b).map(|v| **v), Some("b"));
-        assert_eq!(t.lock().values().count(), 1);
+        assert!(c.get(&t, a).is_none(), "nor through the cache");
+        assert_eq!(t.lock().get(n).map(|v| **v), Some("n"));
+        assert_eq!(t.lock().values().count(), 2);
     }
 
     #[test]
@@ -256,16 +299,25 @@ mod tests {
         assert!(c.get(&t, a).is_none(), "after forgetting, a stale token misses");
 
         let b = t.insert(Arc::new("b")).unwrap();
+        assert_eq!(index(a), index(b));
+        assert_eq!(c.get(&t, b).map(|v| **v), Some("b"), "the reused slot is found");
+        c.forget_released(&t); // nothing released: keeps the entry
         assert_eq!(c.get(&t, b).map(|v| **v), Some("b"));
-        // Released and reused between two turns: the old token never reaches "c".
-        drop(t.release(b));
-        let cc = t.insert(Arc::new("c")).unwrap();
-        assert_eq!(b & INDEX_MASK, cc & INDEX_MASK, "same slot");
-        assert_eq!(c.get(&t, b).map(|v| **v), Some("b"), "stale: the old registration, if any");
-        assert_eq!(c.get(&t, cc).map(|v| **v), Some("c"));
-        assert!(c.get(&t, b).is_none(), "the new entry replaced the old one in the cache");
-        c.forget_released(&t);
-        assert_eq!(c.get(&t, cc).map(|v| **v), Some("c"), "refilled after forgetting the slot");
+    }
+
+    #[test]
+    fn every_release_batch_asks_for_a_driver_turn() {
+        let t = TokenTable::new();
+        let mut c = TokenCache::default();
+        for _ in 0..2 {
+            let tokens: Vec<usize> = (0..RELEASE_BATCH + 1).map(|i| t.insert(Arc::new(i)).unwrap()).collect();
+            let wakes: Vec<bool> = tokens.iter().map(|&k| t.release(k).wake_driver).collect();
+            let asked: Vec<usize> = wakes.iter().enumerate().filter(|(_, w)| **w).map(|(i, _)| i).collect();
+            assert_eq!(asked, [RELEASE_BATCH - 1], "once, when the batch fills");
+            c.forget_released(&t);
+        }
+        assert_eq!(t.lock().values().count(), 0);
+        assert_eq!(t.lock().guard.entries.len(), RELEASE_BATCH + 1, "the second round reused every slot");
     }
 }
 
@@ -285,7 +337,7 @@ mod loom_tests {
             let other = {
                 let table = table.clone();
                 thread::spawn(move || {
-                    let released = table.release(old);
+                    let released = table.release(old).value;
                     assert_eq!(released.map(|v| *v), Some(1));
                     table.insert(Arc::new(2u32)).unwrap()
                 })
