@@ -45,6 +45,8 @@ use mio::unix::SourceFd;
 use mio::{Events, Poll, Token};
 
 use super::scheduled_io::{wake_all, ScheduledIo};
+#[cfg(test)]
+use super::tokens::RELEASE_BATCH;
 use super::tokens::{TokenCache, TokenTable};
 use crate::io::{Interest, Ready};
 use crate::time::driver::TimeHandle;
@@ -196,7 +198,8 @@ impl Driver {
         Ok(())
     }
 
-    /// Removes `fd` from epoll and frees its token. Call before closing `fd`.
+    /// Removes `fd` from epoll, releases its token (reusable after the next turn) and
+    /// drops the wakers it still holds. Call before closing `fd`.
     pub(crate) fn deregister(&self, fd: RawFd, reg: &Registration) {
         // Errors here (the fd was already closed or never added) leave nothing to undo.
         let _ = self.registry.deregister(&mut SourceFd(&fd));
@@ -207,8 +210,16 @@ impl Driver {
     fn release(&self, token: Token) {
         let released = self.tokens.release(token.0);
         if released.wake_driver {
-            // Enough released slots wait for a turn to make them reusable (`tokens.rs`).
-            self.unpark();
+            // Enough released slots wait for a turn to make them reusable (`tokens.rs`):
+            // clear them here if the core is free (nobody is turning: a driver that is
+            // never turned must not grow), else have the turning thread do it.
+            match self.try_lock_core() {
+                Some(mut core) => {
+                    let Core { cache, .. } = &mut *core;
+                    cache.forget_released(&self.tokens);
+                }
+                None => self.unpark(),
+            }
         }
         // Outside the table lock.
         drop(released.value);
@@ -278,4 +289,25 @@ impl Driver {
 /// The error a wait returns once its driver has shut down.
 pub(crate) fn shutdown_error() -> io::Error {
     io::Error::other("the blitz-io runtime that drives this socket has shut down")
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    /// A driver nobody turns (a runtime entered but never driven) must still reuse the
+    /// slots of deregistered sockets: `release` clears the cache's list itself.
+    #[test]
+    fn a_driver_never_turned_reuses_released_slots() {
+        let driver = Driver::new().unwrap();
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for _ in 0..10 * RELEASE_BATCH {
+            let reg = driver.register(sock.as_raw_fd(), Interest::READABLE).unwrap();
+            driver.deregister(sock.as_raw_fd(), &reg);
+        }
+        let slots = driver.tokens.lock().slots();
+        assert!(slots <= RELEASE_BATCH, "{slots} slots for one socket at a time");
+        assert_eq!(driver.num_registered(), 0);
+    }
 }

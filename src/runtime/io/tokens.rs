@@ -1,13 +1,12 @@
 //! [`TokenTable`]: the map from mio tokens to registrations, safe against stale events.
 //!
 //! A token packs a slot index (low half of the word) with the slot's generation (high
-//! half). Releasing a slot bumps its generation before the index can be reused, so a
-//! token harvested by `epoll_wait` before its socket was deregistered no longer matches
-//! anything: [`Table::get`] returns `None` for it, and the event is dropped. An event can
-//! therefore never reach a freed registration, nor a new registration that reuses the
-//! slot (the bug class of mio's RUSTSEC-2024-0019). The table holds `Arc`s, so a
-//! registration found under the lock stays alive while its event is delivered, even if
-//! it is released meanwhile.
+//! half). Releasing a slot bumps its generation, so a token harvested by `epoll_wait`
+//! before its socket was deregistered no longer matches the slot: [`Table::get`] returns
+//! `None` for it. An event never reaches a registration other than the one its token was
+//! issued for, in particular not a new registration that reuses the slot (the bug class
+//! of mio's RUSTSEC-2024-0019). The table holds `Arc`s, so a registration found under the
+//! lock stays alive while its event is delivered, even if it is released meanwhile.
 //!
 //! # The turning thread's copy: [`TokenCache`]
 //!
@@ -20,20 +19,28 @@
 //!
 //! **A released index is not reused until the cache has forgotten it.**
 //! [`TokenTable::release`] bumps the generation and puts the index on a `released` list,
-//! not on the free list. At the start of each turn the core reads a flag (a plain load)
+//! not on the free list. At the start of each turn the core reads a flag (a relaxed
+//! atomic load: the flag is only a hint, correctness never depends on seeing it in time)
 //! and, when it is set, [`TokenCache::forget_released`] drops its copies of those
 //! indices and only then moves them to the free list. So a cache entry `(token, value)`
 //! holds either the registration the slot has now, or a released one whose slot nobody
 //! has taken since. A stale event (harvested before its socket was deregistered) may
 //! therefore reach the released registration, which is harmless: it is alive (the cache
 //! holds an `Arc`), nobody polls it any more, and it holds no waker (see below). It never
-//! reaches a newer registration of the slot, and this does not rest on the generation
-//! alone: even a generation that wrapped around cannot alias a cached entry.
+//! reaches a newer registration of the slot, and this does not rest on the generation:
+//! a socket leaves epoll before its slot is released, so every event a turn harvests is
+//! for a slot released (if at all) after that turn's `forget_released`, and such a slot
+//! is reusable only from the next turn on, when the event has been delivered. The
+//! generation is the second line of defence (an fd closed behind the driver's back),
+//! where the worst a wrapped generation can cause is a spurious wake-up.
 //!
 //! **Nothing is kept alive for long.** A released value lives until the core's next turn
 //! starts. A driver blocked in `epoll_wait` would delay that indefinitely, so `release`
 //! asks the caller to wake the driver when [`RELEASE_BATCH`] releases are pending
-//! (tokio's driver does the same), which also bounds the slots waiting for reuse.
+//! (tokio's driver does the same; one wake is enough, since every turn empties the list
+//! before it blocks). If nobody turns the driver at all (a runtime entered but never
+//! driven), the caller clears the list itself when it can take the core
+//! (`Driver::release`), so the slots waiting for reuse stay bounded either way.
 //! Deregistration drops the socket's stored wakers (`ScheduledIo::retire`), so a cached
 //! value never holds a task either: a runtime whose tasks were cancelled right before
 //! its drop never turns again, and driver → cache → waker → task → runtime → driver
@@ -103,7 +110,8 @@ impl<T> TokenTable<T> {
     ///
     /// # Errors
     ///
-    /// `OutOfMemory` when every index of the token's index half is in use.
+    /// `OutOfMemory` when every index of the token's index half is in use (released
+    /// indices count as in use until the driver's next turn makes them reusable).
     pub(crate) fn insert(&self, value: Arc<T>) -> io::Result<usize> {
         let mut slab = crate::loom::lock(&self.inner);
         let index = match slab.free.pop() {
@@ -169,11 +177,13 @@ pub(crate) struct TokenCache<T> {
     entries: Vec<Option<(usize, Arc<T>)>>,
     /// Spare buffer swapped with the table's `released` list (keeps both allocations).
     released: Vec<usize>,
+    /// Values being dropped by `forget_released` (a buffer kept for its allocation).
+    dropped: Vec<Arc<T>>,
 }
 
 impl<T> Default for TokenCache<T> {
     fn default() -> Self {
-        TokenCache { entries: Vec::new(), released: Vec::new() }
+        TokenCache { entries: Vec::new(), released: Vec::new(), dropped: Vec::new() }
     }
 }
 
@@ -226,16 +236,24 @@ impl<T> TokenCache<T> {
             let slab = &mut *slab;
             slab.free.extend_from_slice(&self.released);
         }
-        // Outside the lock: dropping a value drops a `ScheduledIo`.
+        // Every entry is cleared before any value is dropped (outside the lock): a
+        // panicking drop cannot leave a reusable slot with a stale entry.
         for index in self.released.drain(..) {
-            if let Some(entry) = self.entries.get_mut(index) {
-                *entry = None;
+            if let Some((_, value)) = self.entries.get_mut(index).and_then(Option::take) {
+                self.dropped.push(value);
             }
         }
+        self.dropped.clear();
     }
 }
 
 impl<T> Table<'_, T> {
+    /// Slots ever created, live or not (tests).
+    #[cfg(test)]
+    pub(crate) fn slots(&self) -> usize {
+        self.guard.entries.len()
+    }
+
     /// The value of `token`, if the token is current.
     pub(crate) fn get(&self, token: usize) -> Option<&Arc<T>> {
         let (index, generation) = split(token);
@@ -371,10 +389,13 @@ mod loom_tests {
             // A turn racing the release: a stale lookup, and a look at the released list.
             let delivered = cache.get(&table, old).map(|v| **v);
             cache.forget_released(&table);
+            let after_forget = cache.get(&table, old).map(|v| **v);
             let new = other.join().unwrap();
             assert_ne!(delivered, Some(2), "a stale event reached the registration that reused its slot");
+            assert_ne!(after_forget, Some(2), "a stale event reached the registration that reused its slot");
             // The next turn: the released value is let go, the new one found.
             cache.forget_released(&table);
+            assert_ne!(cache.get(&table, old).map(|v| **v), Some(2), "stale token after reuse");
             assert_eq!(Arc::strong_count(&old_val), 1, "a released value outlived the next turn");
             assert_eq!(cache.get(&table, new).map(|v| **v), Some(2));
         });
