@@ -77,6 +77,11 @@ impl Owner {
 ///
 /// The owner is cloned before the `Runnable` is handed over where the owner is reached
 /// through the task: once queued, the task may run and be freed on another thread.
+///
+/// Always inlined (into the waker functions), as is the driver's `wake_all`: the wake
+/// path then makes two calls fewer, 16 instructions per round trip on the 1-connection
+/// echo (callgrind); `#[inline]` alone left both out of line.
+#[inline(always)]
 pub(crate) fn schedule(runnable: Runnable, yielded: bool) {
     match runnable.owner() {
         Owner::Runtime(_) => crate::runtime::scheduler::schedule_task(runnable, yielded),

@@ -252,6 +252,9 @@ fn has_tasks(shared: &Shared, local: &Local) -> bool {
     shared.remote_len.load(Ordering::Acquire) > 0 || !local.queue.borrow().is_empty()
 }
 
+// Inlined into the loop: as a call (with its `Option` return) it cost 28 instructions
+// per round trip more on the 1-connection echo (callgrind).
+#[inline]
 fn next_task(shared: &Shared, local: &Local, tick: u32) -> Option<Runnable> {
     let check_remote_first = tick % REMOTE_INTERVAL == 0;
     if check_remote_first {
