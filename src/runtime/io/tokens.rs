@@ -17,9 +17,10 @@
 //! cached, or a token with another generation) looks the token up in the table as
 //! above and caches the answer. Only the thread holding the core uses the cache.
 //!
-//! **A released index is not reused until the cache has forgotten it.**
-//! [`TokenTable::release`] bumps the generation and puts the index on a `released` list,
-//! not on the free list. At the start of each turn the core reads a flag (a relaxed
+//! **A released index is not reused until the cache has forgotten it.** The table marks
+//! a slot `cached` when the cache copies it (under the lock). [`TokenTable::release`]
+//! bumps the generation and puts a cached slot on a `released` list, not on the free
+//! list (a slot the cache never copied is freed at once). At the start of each turn the core reads a flag (a relaxed
 //! atomic load: the flag is only a hint, correctness never depends on seeing it in time)
 //! and, when it is set, [`TokenCache::forget_released`] drops its copies of those
 //! indices and only then moves them to the free list. So a cache entry `(token, value)`
@@ -38,9 +39,11 @@
 //! starts. A driver blocked in `epoll_wait` would delay that indefinitely, so `release`
 //! asks the caller to wake the driver when [`RELEASE_BATCH`] releases are pending
 //! (tokio's driver does the same; one wake is enough, since every turn empties the list
-//! before it blocks). If nobody turns the driver at all (a runtime entered but never
-//! driven), the caller clears the list itself when it can take the core
-//! (`Driver::release`), so the slots waiting for reuse stay bounded either way.
+//! before it blocks). The slots waiting for reuse are bounded by the slots the cache
+//! holds, whether or not the driver turns again: a driver that is never turned caches
+//! nothing, and its slots are reused at once. (Only the turning thread touches the core:
+//! a releasing thread that took it, even briefly, could make a parking thread miss the
+//! driver and sleep on its condvar with nobody in `epoll_wait`.)
 //! Deregistration drops the socket's stored wakers (`ScheduledIo::retire`), so a cached
 //! value never holds a task either: a runtime whose tasks were cancelled right before
 //! its drop never turns again, and driver → cache → waker → task → runtime → driver
@@ -82,6 +85,10 @@ pub(crate) struct Slab<T> {
 struct Entry<T> {
     generation: usize,
     value: Option<Arc<T>>,
+    /// The driver's cache holds a copy of this slot (set when it copies the value, under
+    /// the lock; cleared by `forget_released`). Only such a slot has to wait for the
+    /// cache before it is reused.
+    cached: bool,
 }
 
 /// The locked table, for looking up many tokens under one lock (a driver turn).
@@ -123,7 +130,7 @@ impl<T> TokenTable<T> {
                         "too many sockets registered with one driver",
                     ));
                 }
-                slab.entries.push(Entry { generation: 0, value: None });
+                slab.entries.push(Entry { generation: 0, value: None, cached: false });
                 slab.entries.len() - 1
             }
         };
@@ -133,10 +140,10 @@ impl<T> TokenTable<T> {
     }
 
     /// Frees `token`'s slot (bumping its generation) and returns its value; `None` for a
-    /// stale or unknown token. The value is dropped by the caller, outside the lock. The
-    /// index becomes reusable once the driver's cache has forgotten it; `wake_driver` says
-    /// that [`RELEASE_BATCH`] releases are now pending and the caller should make the
-    /// driver turn.
+    /// stale or unknown token. The value is dropped by the caller, outside the lock. A
+    /// slot the driver's cache holds becomes reusable once the cache has forgotten it, any
+    /// other slot at once; `wake_driver` says that [`RELEASE_BATCH`] releases now wait for
+    /// the cache and the caller should make the driver turn.
     pub(crate) fn release(&self, token: usize) -> Released<T> {
         let (index, generation) = split(token);
         let mut slab = crate::loom::lock(&self.inner);
@@ -146,9 +153,26 @@ impl<T> TokenTable<T> {
         }
         entry.generation = entry.generation.wrapping_add(1);
         let value = entry.value.take();
+        if !entry.cached {
+            slab.free.push(index);
+            return Released { value, wake_driver: false };
+        }
         slab.released.push(index);
         self.has_released.store(true, Relaxed);
         Released { value, wake_driver: slab.released.len() == RELEASE_BATCH }
+    }
+
+    /// The value of `token` for the driver's cache, marking the slot as cached.
+    fn get_for_cache(&self, token: usize) -> Option<Arc<T>> {
+        let (index, generation) = split(token);
+        let mut slab = crate::loom::lock(&self.inner);
+        match slab.entries.get_mut(index) {
+            Some(e) if e.generation & INDEX_MASK == generation && e.value.is_some() => {
+                e.cached = true;
+                e.value.clone()
+            }
+            _ => None,
+        }
     }
 }
 
@@ -203,7 +227,7 @@ impl<T> TokenCache<T> {
     #[cold]
     #[inline(never)]
     fn fill(&mut self, table: &TokenTable<T>, token: usize) -> Option<&Arc<T>> {
-        let value = table.lock().get(token)?.clone();
+        let value = table.get_for_cache(token)?;
         let (index, _) = split(token);
         if self.entries.len() <= index {
             self.entries.resize_with(index + 1, || None);
@@ -234,6 +258,11 @@ impl<T> TokenCache<T> {
             // entries below before its next lookup, so a new registration of one of
             // these slots can never meet the stale entry.
             let slab = &mut *slab;
+            for &index in &self.released {
+                if let Some(e) = slab.entries.get_mut(index) {
+                    e.cached = false;
+                }
+            }
             slab.free.extend_from_slice(&self.released);
         }
         // Every entry is cleared before any value is dropped (outside the lock): a
@@ -254,11 +283,13 @@ impl<T> Table<'_, T> {
         self.guard.entries.len()
     }
 
-    /// The value of `token`, if the token is current.
+    /// The value of `token`, if the token is current (tests and models; the driver looks
+    /// tokens up through its [`TokenCache`]).
+    #[cfg(any(test, loom))]
     pub(crate) fn get(&self, token: usize) -> Option<&Arc<T>> {
         let (index, generation) = split(token);
         match self.guard.entries.get(index) {
-            Some(Entry { generation: g, value: Some(v) }) if g & INDEX_MASK == generation => Some(v),
+            Some(Entry { generation: g, value: Some(v), .. }) if g & INDEX_MASK == generation => Some(v),
             _ => None,
         }
     }
@@ -278,13 +309,22 @@ mod tests {
     }
 
     #[test]
-    fn stale_tokens_miss_and_slots_are_reused_once_the_cache_forgot_them() {
+    fn stale_tokens_miss_and_cached_slots_are_reused_once_the_cache_forgot_them() {
         let t = TokenTable::new();
         let mut c = TokenCache::default();
+        // A slot the cache never copied is reused at once, with a new generation.
+        let u = t.insert(Arc::new("u")).unwrap();
+        assert_eq!(t.release(u).value.map(|v| *v), Some("u"));
+        assert!(t.release(u).value.is_none(), "double release is ignored");
+        let u2 = t.insert(Arc::new("u2")).unwrap();
+        assert_eq!(index(u), index(u2), "an uncached slot is reused at once");
+        assert_ne!(u, u2, "with a new generation");
+        assert!(t.lock().get(u).is_none() && c.get(&t, u).is_none(), "the stale token misses");
+
+        // A slot the cache holds waits for the cache.
         let a = t.insert(Arc::new("a")).unwrap();
-        assert_eq!(t.lock().get(a).map(|v| **v), Some("a"));
-        assert_eq!(t.release(a).value.map(|v| *v), Some("a"));
-        assert!(t.release(a).value.is_none(), "double release is ignored");
+        assert_eq!(c.get(&t, a).map(|v| **v), Some("a"));
+        assert!(t.release(a).value.is_some());
         assert!(t.lock().get(a).is_none(), "released");
         let b = t.insert(Arc::new("b")).unwrap();
         assert_ne!(index(a), index(b), "not reused before the cache forgot it");
@@ -294,8 +334,8 @@ mod tests {
         assert_ne!(a, n, "with a new generation");
         assert!(t.lock().get(a).is_none(), "a stale token never reaches the new value");
         assert!(c.get(&t, a).is_none(), "nor through the cache");
-        assert_eq!(t.lock().get(n).map(|v| **v), Some("n"));
-        assert_eq!(t.lock().values().count(), 2);
+        assert_eq!(c.get(&t, n).map(|v| **v), Some("n"));
+        assert_eq!(t.lock().values().count(), 3);
     }
 
     #[test]
@@ -329,6 +369,9 @@ mod tests {
         let mut c = TokenCache::default();
         for _ in 0..2 {
             let tokens: Vec<usize> = (0..RELEASE_BATCH + 1).map(|i| t.insert(Arc::new(i)).unwrap()).collect();
+            for &k in &tokens {
+                assert!(c.get(&t, k).is_some(), "cached (the driver saw an event for each)");
+            }
             let wakes: Vec<bool> = tokens.iter().map(|&k| t.release(k).wake_driver).collect();
             let asked: Vec<usize> = wakes.iter().enumerate().filter(|(_, w)| **w).map(|(i, _)| i).collect();
             assert_eq!(asked, [RELEASE_BATCH - 1], "once, when the batch fills");
