@@ -16,12 +16,14 @@
 //! the socket from epoll, then releases the slot (bumping its generation) and drops the
 //! wakers the socket still holds. An event that a concurrent turn harvested before the
 //! removal still carries the old token. The turning thread looks tokens up in its own
-//! copy of the slab ([`TokenCache`], no lock on a hit), and a released slot is reused
-//! only after that copy has forgotten it; so the stale event either reaches the released
+//! copy of the slab ([`TokenCache`], no lock on a hit), and a slot that copy holds is
+//! reused only after the copy has forgotten it. So the stale event reaches the released
 //! registration (alive, since the copy holds an `Arc`, but polled by nobody and holding
-//! no waker: a no-op) or is dropped. It never reaches a socket registered later in the
-//! same slot. (mio's RUSTSEC-2024-0019 was exactly such a stale event.) All of this is
-//! safe code: the slab holds `Arc<ScheduledIo>`, never raw pointers.
+//! no waker: a no-op), or misses and is dropped by the generation check. Only a
+//! generation that wrapped within one turn could let it reach a socket registered later
+//! in the same slot, and then as a spurious readiness, not a lost one (`tokens.rs` has
+//! the cases). (mio's RUSTSEC-2024-0019 was such a stale event, reaching freed memory.)
+//! All of this is safe code: the slab holds `Arc<ScheduledIo>`, never raw pointers.
 //!
 //! # A turn
 //!
@@ -198,8 +200,9 @@ impl Driver {
         Ok(())
     }
 
-    /// Removes `fd` from epoll, releases its token (reusable after the next turn) and
-    /// drops the wakers it still holds. Call before closing `fd`.
+    /// Removes `fd` from epoll, releases its token (reusable at once, or after the next
+    /// turn if the driver's cache holds it) and drops the wakers it still holds. Call
+    /// before closing `fd`.
     pub(crate) fn deregister(&self, fd: RawFd, reg: &Registration) {
         // Errors here (the fd was already closed or never added) leave nothing to undo.
         let _ = self.registry.deregister(&mut SourceFd(&fd));
@@ -302,7 +305,7 @@ mod tests {
             driver.deregister(sock.as_raw_fd(), &reg);
         }
         let slots = driver.tokens.lock().slots();
-        assert!(slots <= RELEASE_BATCH, "{slots} slots for one socket at a time");
+        assert_eq!(slots, 1, "one socket at a time needs one slot");
         assert_eq!(driver.num_registered(), 0);
     }
 }

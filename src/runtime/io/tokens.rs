@@ -17,23 +17,30 @@
 //! cached, or a token with another generation) looks the token up in the table as
 //! above and caches the answer. Only the thread holding the core uses the cache.
 //!
-//! **A released index is not reused until the cache has forgotten it.** The table marks
-//! a slot `cached` when the cache copies it (under the lock). [`TokenTable::release`]
-//! bumps the generation and puts a cached slot on a `released` list, not on the free
-//! list (a slot the cache never copied is freed at once). At the start of each turn the core reads a flag (a relaxed
-//! atomic load: the flag is only a hint, correctness never depends on seeing it in time)
-//! and, when it is set, [`TokenCache::forget_released`] drops its copies of those
-//! indices and only then moves them to the free list. So a cache entry `(token, value)`
-//! holds either the registration the slot has now, or a released one whose slot nobody
-//! has taken since. A stale event (harvested before its socket was deregistered) may
-//! therefore reach the released registration, which is harmless: it is alive (the cache
-//! holds an `Arc`), nobody polls it any more, and it holds no waker (see below). It never
-//! reaches a newer registration of the slot, and this does not rest on the generation:
-//! a socket leaves epoll before its slot is released, so every event a turn harvests is
-//! for a slot released (if at all) after that turn's `forget_released`, and such a slot
-//! is reusable only from the next turn on, when the event has been delivered. The
-//! generation is the second line of defence (an fd closed behind the driver's back),
-//! where the worst a wrapped generation can cause is a spurious wake-up.
+//! **A slot the cache holds is not reused until the cache has forgotten it.** The table
+//! marks a slot `cached` when the cache copies it (under the lock).
+//! [`TokenTable::release`] bumps the generation and puts a cached slot on a `released`
+//! list, not on the free list; a slot the cache never copied is freed at once. At the
+//! start of each turn the core reads a flag (a relaxed atomic load: the flag is only a
+//! hint, correctness never depends on seeing it in time) and, when it is set,
+//! [`TokenCache::forget_released`] drops its copies of those indices and only then moves
+//! them to the free list. So a cache entry `(token, value)` holds either the
+//! registration the slot has now, or a released one whose slot nobody has taken since:
+//! a cache hit never reaches a newer registration of the slot, whatever the generation.
+//!
+//! A stale event (harvested before its socket was deregistered) therefore goes one of
+//! two ways:
+//!
+//! * its slot was cached: the cache still holds the released registration, and the
+//!   event reaches it, which is harmless: it is alive (the cache holds an `Arc`), nobody
+//!   polls it any more, and it holds no waker (see below);
+//! * its slot was not cached (the socket's first event, racing its deregistration): the
+//!   slot may have been reused already, and the miss looks the token up in the table,
+//!   where the generation check drops it. Here the generation is what protects: only
+//!   after the generation wrapped (2^32 reuses of one slot within one turn on 64-bit
+//!   targets, 2^16 on 32-bit ones) could the event reach the newer registration, and
+//!   then only as a spurious readiness (its task's next operation gets `WouldBlock` and
+//!   waits again), never as a lost one. The table without the cache had the same bound.
 //!
 //! **Nothing is kept alive for long.** A released value lives until the core's next turn
 //! starts. A driver blocked in `epoll_wait` would delay that indefinitely, so `release`
@@ -117,8 +124,8 @@ impl<T> TokenTable<T> {
     ///
     /// # Errors
     ///
-    /// `OutOfMemory` when every index of the token's index half is in use (released
-    /// indices count as in use until the driver's next turn makes them reusable).
+    /// `OutOfMemory` when every index of the token's index half is in use (a released
+    /// index the driver's cache holds counts as in use until the cache forgets it).
     pub(crate) fn insert(&self, value: Arc<T>) -> io::Result<usize> {
         let mut slab = crate::loom::lock(&self.inner);
         let index = match slab.free.pop() {
@@ -232,7 +239,9 @@ impl<T> TokenCache<T> {
         if self.entries.len() <= index {
             self.entries.resize_with(index + 1, || None);
         }
-        // A value this replaces is dropped here, outside the table lock.
+        // A miss never replaces a live entry: an index the cache holds is `cached`, so
+        // it is not reused before `forget_released` has cleared the entry.
+        debug_assert!(self.entries[index].is_none(), "a cached slot was reused");
         let entry = self.entries[index].insert((token, value));
         Some(&entry.1)
     }
@@ -364,6 +373,21 @@ mod tests {
     }
 
     #[test]
+    fn forgetting_a_slot_clears_its_cached_mark() {
+        let t = TokenTable::new();
+        let mut c = TokenCache::default();
+        let a = t.insert(Arc::new(1)).unwrap();
+        assert!(c.get(&t, a).is_some());
+        drop(t.release(a));
+        c.forget_released(&t);
+        let b = t.insert(Arc::new(2)).unwrap();
+        assert_eq!(index(a), index(b));
+        drop(t.release(b)); // never cached since its reuse
+        let n = t.insert(Arc::new(3)).unwrap();
+        assert_eq!(index(b), index(n), "freed at once: the forget cleared `cached`");
+    }
+
+    #[test]
     fn every_release_batch_asks_for_a_driver_turn() {
         let t = TokenTable::new();
         let mut c = TokenCache::default();
@@ -408,6 +432,37 @@ mod loom_tests {
             assert_ne!(delivered, Some(2), "a stale event reached the registration that reused its slot");
             assert_eq!(table.lock().get(new).map(|v| **v), Some(2));
             assert!(table.lock().get(old).is_none());
+        });
+    }
+
+    /// The race through the driver's cache when the slot was never cached (the socket's
+    /// first event races its deregistration, and the slot is freed at once): the stale
+    /// lookups never reach the new registration, and two turns later nothing holds the
+    /// released value.
+    #[test]
+    fn loom_uncached_stale_token_never_reaches_the_new_registration() {
+        crate::loom::model("cache_uncached_event_after_deregister", || {
+            let table = Arc::new(TokenTable::new());
+            let old_val = Arc::new(1u32);
+            let old = table.insert(old_val.clone()).unwrap();
+            let mut cache = TokenCache::default();
+            let other = {
+                let table = table.clone();
+                thread::spawn(move || {
+                    drop(table.release(old));
+                    table.insert(Arc::new(2u32)).unwrap()
+                })
+            };
+            let first = cache.get(&table, old).map(|v| **v);
+            cache.forget_released(&table);
+            let second = cache.get(&table, old).map(|v| **v);
+            let new = other.join().unwrap();
+            assert_ne!(first, Some(2), "a stale event reached the registration that reused its slot");
+            assert_ne!(second, Some(2), "a stale event reached the registration that reused its slot");
+            cache.forget_released(&table);
+            assert_eq!(Arc::strong_count(&old_val), 1, "a released value outlived the next turn");
+            assert_eq!(cache.get(&table, new).map(|v| **v), Some(2));
+            assert_ne!(cache.get(&table, old).map(|v| **v), Some(2));
         });
     }
 
