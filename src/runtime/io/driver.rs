@@ -47,8 +47,6 @@ use mio::unix::SourceFd;
 use mio::{Events, Poll, Token};
 
 use super::scheduled_io::{wake_all, ScheduledIo};
-#[cfg(test)]
-use super::tokens::RELEASE_BATCH;
 use super::tokens::{TokenCache, TokenTable};
 use crate::io::{Interest, Ready};
 use crate::time::driver::TimeHandle;
@@ -290,6 +288,7 @@ pub(crate) fn shutdown_error() -> io::Error {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
+    use super::super::tokens::RELEASE_BATCH;
     use super::*;
     use std::os::fd::AsRawFd;
 

@@ -83,8 +83,8 @@ pub(crate) struct TokenTable<T> {
 pub(crate) struct Slab<T> {
     entries: Vec<Entry<T>>,
     free: Vec<usize>,
-    /// Indices released since the cache last looked; they join `free` only after the
-    /// cache has forgotten them (module doc). Each index appears at most once.
+    /// Released indices the cache holds; they join `free` only after the cache has
+    /// forgotten them (module doc). Each index appears at most once.
     released: Vec<usize>,
 }
 
@@ -98,7 +98,15 @@ struct Entry<T> {
     cached: bool,
 }
 
-/// The locked table, for looking up many tokens under one lock (a driver turn).
+impl<T> Entry<T> {
+    /// Whether this slot holds a value registered under `generation` (a token's upper
+    /// half): the check every lookup and release goes through.
+    fn holds(&self, generation: usize) -> bool {
+        self.generation & INDEX_MASK == generation && self.value.is_some()
+    }
+}
+
+/// The locked table: every live value (driver shutdown), and lookups in tests.
 pub(crate) struct Table<'a, T> {
     guard: MutexGuard<'a, Slab<T>>,
 }
@@ -154,10 +162,9 @@ impl<T> TokenTable<T> {
     pub(crate) fn release(&self, token: usize) -> Released<T> {
         let (index, generation) = split(token);
         let mut slab = crate::loom::lock(&self.inner);
-        let Some(entry) = slab.entries.get_mut(index) else { return Released::default() };
-        if entry.generation & INDEX_MASK != generation || entry.value.is_none() {
+        let Some(entry) = slab.entries.get_mut(index).filter(|e| e.holds(generation)) else {
             return Released::default();
-        }
+        };
         entry.generation = entry.generation.wrapping_add(1);
         let value = entry.value.take();
         if !entry.cached {
@@ -173,13 +180,9 @@ impl<T> TokenTable<T> {
     fn get_for_cache(&self, token: usize) -> Option<Arc<T>> {
         let (index, generation) = split(token);
         let mut slab = crate::loom::lock(&self.inner);
-        match slab.entries.get_mut(index) {
-            Some(e) if e.generation & INDEX_MASK == generation && e.value.is_some() => {
-                e.cached = true;
-                e.value.clone()
-            }
-            _ => None,
-        }
+        let entry = slab.entries.get_mut(index).filter(|e| e.holds(generation))?;
+        entry.cached = true;
+        entry.value.clone()
     }
 }
 
@@ -297,10 +300,7 @@ impl<T> Table<'_, T> {
     #[cfg(any(test, loom))]
     pub(crate) fn get(&self, token: usize) -> Option<&Arc<T>> {
         let (index, generation) = split(token);
-        match self.guard.entries.get(index) {
-            Some(Entry { generation: g, value: Some(v), .. }) if g & INDEX_MASK == generation => Some(v),
-            _ => None,
-        }
+        self.guard.entries.get(index).filter(|e| e.holds(generation))?.value.as_ref()
     }
 
     /// Every live value.
