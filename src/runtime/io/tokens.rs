@@ -435,67 +435,54 @@ mod loom_tests {
         });
     }
 
-    /// The race through the driver's cache when the slot was never cached (the socket's
-    /// first event races its deregistration, and the slot is freed at once): the stale
-    /// lookups never reach the new registration, and two turns later nothing holds the
-    /// released value.
-    #[test]
-    fn loom_uncached_stale_token_never_reaches_the_new_registration() {
-        crate::loom::model("cache_uncached_event_after_deregister", || {
-            let table = Arc::new(TokenTable::new());
-            let old_val = Arc::new(1u32);
-            let old = table.insert(old_val.clone()).unwrap();
-            let mut cache = TokenCache::default();
-            let other = {
-                let table = table.clone();
-                thread::spawn(move || {
-                    drop(table.release(old));
-                    table.insert(Arc::new(2u32)).unwrap()
-                })
-            };
-            let first = cache.get(&table, old).map(|v| **v);
-            cache.forget_released(&table);
-            let second = cache.get(&table, old).map(|v| **v);
-            let new = other.join().unwrap();
-            assert_ne!(first, Some(2), "a stale event reached the registration that reused its slot");
-            assert_ne!(second, Some(2), "a stale event reached the registration that reused its slot");
-            cache.forget_released(&table);
-            assert_eq!(Arc::strong_count(&old_val), 1, "a released value outlived the next turn");
-            assert_eq!(cache.get(&table, new).map(|v| **v), Some(2));
-            assert_ne!(cache.get(&table, old).map(|v| **v), Some(2));
-        });
+    /// The race of `loom_event_after_deregister_…` through the driver's cache: a turn
+    /// looks the stale token up, forgets released slots and looks again, while another
+    /// thread deregisters the socket and registers one that may reuse the slot. With
+    /// `cached_first`, the cache copied the slot before the race (it then waits for the
+    /// forget); without, the socket's first event races its deregistration (the slot is
+    /// freed at once and the generation check protects). Either way no lookup of the stale
+    /// token reaches the new registration, the new token finds it, and after the next
+    /// turn nothing holds the released value.
+    fn race_through_cache(cached_first: bool) {
+        let table = Arc::new(TokenTable::new());
+        let old_val = Arc::new(1u32);
+        let old = table.insert(old_val.clone()).unwrap();
+        let mut cache = TokenCache::default();
+        if cached_first {
+            assert_eq!(cache.get(&table, old).map(|v| **v), Some(1));
+        }
+        let other = {
+            let table = table.clone();
+            thread::spawn(move || {
+                drop(table.release(old));
+                table.insert(Arc::new(2u32)).unwrap()
+            })
+        };
+        // A turn racing the release: a stale lookup, a look at the released list, and
+        // another lookup.
+        let delivered = cache.get(&table, old).map(|v| **v);
+        cache.forget_released(&table);
+        let after_forget = cache.get(&table, old).map(|v| **v);
+        let new = other.join().unwrap();
+        assert_ne!(delivered, Some(2), "a stale event reached the registration that reused its slot");
+        assert_ne!(after_forget, Some(2), "a stale event reached the registration that reused its slot");
+        // The next turn: the released value is let go, the new one found.
+        cache.forget_released(&table);
+        assert_ne!(cache.get(&table, old).map(|v| **v), Some(2), "stale token after reuse");
+        assert_eq!(Arc::strong_count(&old_val), 1, "a released value outlived the next turn");
+        assert_eq!(cache.get(&table, new).map(|v| **v), Some(2));
+        assert_ne!(cache.get(&table, old).map(|v| **v), Some(2), "stale token after the new one was cached");
     }
 
-    /// The same race through the driver's cache, which had the old token cached: the
-    /// stale token reaches the old registration or nothing, the new token always the new
-    /// one, and after `forget_released` the cache holds no copy of the released value.
+    /// [`race_through_cache`] for a slot the cache never copied.
+    #[test]
+    fn loom_uncached_stale_token_never_reaches_the_new_registration() {
+        crate::loom::model("cache_uncached_event_after_deregister", || race_through_cache(false));
+    }
+
+    /// [`race_through_cache`] for a slot the cache copied before the race.
     #[test]
     fn loom_cache_never_maps_a_stale_token_to_the_new_registration() {
-        crate::loom::model("cache_event_after_deregister", || {
-            let table = Arc::new(TokenTable::new());
-            let old_val = Arc::new(1u32);
-            let old = table.insert(old_val.clone()).unwrap();
-            let mut cache = TokenCache::default();
-            assert_eq!(cache.get(&table, old).map(|v| **v), Some(1));
-            let other = {
-                let table = table.clone();
-                thread::spawn(move || {
-                    drop(table.release(old));
-                    table.insert(Arc::new(2u32)).unwrap()
-                })
-            };
-            // A turn racing the release: a stale lookup, and a look at the released list.
-            let delivered = cache.get(&table, old).map(|v| **v);
-            cache.forget_released(&table);
-            let after_forget = cache.get(&table, old).map(|v| **v);
-            let new = other.join().unwrap();
-            assert_ne!(delivered, Some(2), "a stale event reached the registration that reused its slot");
-            assert_ne!(after_forget, Some(2), "a stale event reached the registration that reused its slot");
-            // The next turn: the released value is let go, the new one found.
-            cache.forget_released(&table);
-            assert_ne!(cache.get(&table, old).map(|v| **v), Some(2), "stale token after reuse");
-            assert_eq!(Arc::strong_count(&old_val), 1, "a released value outlived the next turn");
-            assert_eq!(cache.get(&table, new).map(|v| **v), Some(2));
-        });
+        crate::loom::model("cache_event_after_deregister", || race_through_cache(true));
     }
 }
