@@ -136,15 +136,11 @@ impl<T: AsRawFd> Evented<T> {
         Ok(self.reg.get_or_init(|| reg))
     }
 
-    /// For the operation loops: the readiness to wait for before trying an operation in
-    /// `dir`, or `None` if epoll does not watch `dir` yet (just try; on `WouldBlock` the
-    /// caller adds the direction with [`Evented::registration`]).
+    /// For the operation loop: the readiness to wait for on `reg` before trying an
+    /// operation in `dir`, or `None` if epoll does not watch `dir` yet (just try; on
+    /// `WouldBlock` the caller adds the direction with [`Evented::registration`]).
     #[inline]
-    fn poll_op_ready(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<io::Result<Option<ReadyEvent>>> {
-        let reg = match self.reg.get() {
-            Some(r) => r,
-            None => self.registration(dir.interest())?,
-        };
+    fn poll_op_ready(reg: &Registration, cx: &mut Context<'_>, dir: Direction) -> Poll<io::Result<Option<ReadyEvent>>> {
         if !reg.covers(dir.interest()) {
             return Poll::Ready(Ok(None));
         }
@@ -153,14 +149,6 @@ impl<T: AsRawFd> Evented<T> {
             return Poll::Ready(Err(shutdown_error()));
         }
         Poll::Ready(Ok(Some(ev)))
-    }
-
-    /// Clears readiness after a `WouldBlock` seen at `ev`.
-    #[inline]
-    fn clear(&self, ev: ReadyEvent) {
-        if let Some(r) = self.reg.get() {
-            r.io.clear_readiness(ev);
-        }
     }
 
     /// Clears every readiness bit of `interest` (used by `try_*` on `WouldBlock`): the
@@ -214,33 +202,37 @@ impl<T: AsRawFd> Evented<T> {
         drained: impl Fn(&R) -> bool,
     ) -> Poll<io::Result<R>> {
         ready!(coop::poll_proceed(cx));
-        if self.reg.get().is_none() {
-            // Not registered yet: try the call first. A socket that never has to wait is
-            // never registered; one that does registers below, and epoll reports its
-            // state on registration, so the readiness it gains meanwhile is not lost.
-            match f(self.get()) {
-                Ok(v) => {
-                    coop::spend();
-                    return Poll::Ready(Ok(v));
+        // The registration is looked up once per poll (it never changes once made).
+        let reg = match self.reg.get() {
+            Some(r) => r,
+            None => {
+                // Not registered yet: try the call first. A socket that never has to
+                // wait is never registered; one that does registers here, and epoll
+                // reports its state on registration, so the readiness it gains meanwhile
+                // is not lost.
+                match f(self.get()) {
+                    Ok(v) => {
+                        coop::spend();
+                        return Poll::Ready(Ok(v));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Poll::Ready(Err(e)),
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Poll::Ready(Err(e)),
+                self.registration(dir.interest())?
             }
-        }
+        };
         loop {
-            let ev = ready!(self.poll_op_ready(cx, dir))?;
+            let ev = ready!(Self::poll_op_ready(reg, cx, dir))?;
             match f(self.get()) {
                 Ok(v) => {
                     if let (Some(ev), true) = (ev, drained(&v)) {
-                        if let Some(r) = self.reg.get() {
-                            r.io.clear_drained(ev);
-                        }
+                        reg.io.clear_drained(ev);
                     }
                     coop::spend();
                     return Poll::Ready(Ok(v));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => match ev {
-                    Some(ev) => self.clear(ev),
+                    Some(ev) => reg.io.clear_readiness(ev),
                     // Now epoll has to watch this direction.
                     None => {
                         self.registration(dir.interest())?;

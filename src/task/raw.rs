@@ -283,6 +283,12 @@ pub(crate) struct Runnable {
 unsafe impl Send for Runnable {}
 
 impl Runnable {
+    /// The task's address: tells tasks apart in unit tests.
+    #[cfg(test)]
+    pub(crate) fn addr(&self) -> usize {
+        self.ptr.as_ptr() as usize
+    }
+
     /// The task's owner (scheduler, or the blocking pool).
     pub(crate) fn owner(&self) -> &Owner {
         // SAFETY: this `Runnable`'s reference keeps the task alive.

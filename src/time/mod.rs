@@ -1,4 +1,4 @@
-//! Timers: [`sleep`], [`sleep_until`], [`timeout`], [`interval`].
+//! Timers: [`sleep()`], [`sleep_until`], [`timeout()`], [`interval()`].
 //!
 //! Timers live in a hierarchical timing wheel (six levels of 64 slots, 1 ms per tick at
 //! the bottom level: O(1) insert, cancel and fire per timer) owned by the driver of the

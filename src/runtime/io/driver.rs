@@ -3,10 +3,12 @@
 //!
 //! # Who turns it
 //!
-//! The driver has no thread of its own. A thread that is about to sleep calls
-//! [`Parker::park`](crate::runtime::park::Parker::park), which tries to take the driver's
-//! core (`try_lock`): the winner sleeps in `epoll_wait` with a timeout set by the next
-//! timer, the others sleep on their condvars. [`Driver::unpark`] (a `mio::Waker`) makes
+//! The driver has no thread of its own. A multi-thread worker that is about to sleep
+//! calls [`Parker::park_split`](crate::runtime::park::Parker::park_split), which tries to
+//! take the driver's core (`try_lock`): the winner sleeps in `epoll_wait` with a timeout
+//! set by the next timer, the others sleep on their condvars. The current-thread
+//! scheduler, the only thread ever to turn its driver, holds the core for its whole
+//! `block_on` instead (`Parker::park_held`). [`Driver::unpark`] (a `mio::Waker`) makes
 //! `epoll_wait` return. The fallback driver has one thread that does nothing else.
 //!
 //! # Tokens and the event-after-deregister hazard

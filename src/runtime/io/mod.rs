@@ -10,5 +10,5 @@ pub(crate) mod fallback;
 pub(crate) mod scheduled_io;
 pub(crate) mod tokens;
 
-pub(crate) use driver::Driver;
+pub(crate) use driver::{Core, Driver};
 pub(crate) use scheduled_io::{Direction, ReadyEvent};

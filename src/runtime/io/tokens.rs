@@ -2,8 +2,8 @@
 //!
 //! A token packs a slot index (low half of the word) with the slot's generation (high
 //! half). Releasing a slot bumps its generation, so a token harvested by `epoll_wait`
-//! before its socket was deregistered no longer matches the slot: [`Table::get`] returns
-//! `None` for it. An event never reaches a registration other than the one its token was
+//! before its socket was deregistered no longer matches the slot: a lookup
+//! ([`TokenCache::get`]) returns `None` for it. An event never reaches a registration other than the one its token was
 //! issued for, in particular not a new registration that reuses the slot (the bug class
 //! of mio's RUSTSEC-2024-0019). The table holds `Arc`s, so a registration found under the
 //! lock stays alive while its event is delivered, even if it is released meanwhile.

@@ -6,6 +6,7 @@
 //!   work stealing; see its module doc for the park/wake protocol.
 
 pub(crate) mod current_thread;
+mod fifo;
 pub(crate) mod multi_thread;
 
 use std::future::Future;
