@@ -220,6 +220,48 @@ fn handle_block_on_from_another_thread() {
     });
 }
 
+/// Two `block_on` calls of one runtime on two threads: the second waits while the first
+/// drives, and when the first returns, the second takes over driving, so its spawned
+/// task and that task's timer still run. (On the current-thread flavour a `block_on`
+/// that found the runtime driven used to wait for ever once the driver left.)
+#[test]
+fn second_block_on_takes_over_when_the_first_returns() {
+    with_timeout(20, || {
+        for flavor in FLAVORS {
+            let rt = Arc::new(build(flavor, &unique_name("sp-2bo")));
+            let (started_tx, started_rx) = std::sync::mpsc::channel();
+            let first = {
+                let rt = rt.clone();
+                std::thread::spawn(move || {
+                    rt.block_on(async move {
+                        started_tx.send(()).unwrap();
+                        sleep(Duration::from_millis(50)).await;
+                    })
+                })
+            };
+            started_rx.recv().unwrap();
+            let second = {
+                let handle = rt.handle().clone();
+                std::thread::spawn(move || {
+                    handle.block_on(async {
+                        // Outlives the first `block_on` by far.
+                        task::spawn(async {
+                            sleep(Duration::from_millis(300)).await;
+                            7
+                        })
+                        .await
+                        .unwrap()
+                    })
+                })
+            };
+            first.join().unwrap();
+            assert_eq!(second.join().unwrap(), 7, "{flavor:?}");
+            // And the runtime is driven again by the next `block_on` after both.
+            assert_eq!(rt.block_on(async { task::spawn(async { 8 }).await.unwrap() }), 8, "{flavor:?}");
+        }
+    });
+}
+
 #[test]
 fn spawn_from_spawn_blocking() {
     with_timeout(20, || {

@@ -423,6 +423,48 @@ mod loom_tests {
         });
     }
 
+    /// Held-driver mode with the real code's orderings: the work counter is published
+    /// with `Release` and read with `Acquire` (as `remote_len` and the main waker's flag
+    /// are), the busy path's non-blocking turns consume wake-ups without touching the
+    /// parker, and `enter_held` races with the unparkers. With these orderings a plain
+    /// store in `park_held`'s `NOTIFIED` branch instead of the swap loses a wake-up (a
+    /// deadlock here; the all-`SeqCst` model above cannot tell the two apart).
+    #[test]
+    fn loom_park_held_real_orderings() {
+        use std::sync::atomic::Ordering::{Acquire, Release};
+        crate::loom::model("park_held_real_orderings", || {
+            let s = shared();
+            let ts: Vec<_> = (0..2)
+                .map(|_| {
+                    let s = s.clone();
+                    thread::spawn(move || {
+                        s.ready.fetch_add(1, Release);
+                        s.parker.unpark_on(&s.driver);
+                    })
+                })
+                .collect();
+            s.parker.enter_held();
+            while s.ready.load(Acquire) < 2 {
+                // The busy path's non-blocking turn: consumes a pending wake-up.
+                *crate::loom::lock(&s.driver.woken) = false;
+                if s.ready.load(Acquire) >= 2 {
+                    break;
+                }
+                s.parker.park_held(None, |timeout| {
+                    if timeout == Some(Duration::ZERO) {
+                        *crate::loom::lock(&s.driver.woken) = false;
+                    } else {
+                        assert!(s.driver.try_turn(timeout, || true, || {}));
+                    }
+                });
+            }
+            s.parker.leave_held();
+            for t in ts {
+                t.join().unwrap();
+            }
+        });
+    }
+
     /// An unpark before `enter_held` stays pending through it: the first held park does
     /// not block.
     #[test]

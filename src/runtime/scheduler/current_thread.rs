@@ -24,7 +24,7 @@
 //!
 //! No other thread ever turns this runtime's driver: a socket or timer used on another
 //! thread registers with the fallback driver, and a second `block_on` waits on its own
-//! thread while this one drives. So `block_on` locks the driver once and keeps it, and
+//! thread while this one drives (and takes the driver only after this one let go). So `block_on` locks the driver once and keeps it, and
 //! the parker runs in held-driver mode (`runtime::park`'s module doc): a park is a load
 //! of the parker's state and `epoll_wait`, with no atomic read-modify-write and no lock
 //! on either side of the wait. Wakes from the thread itself (a task waking another, the
@@ -40,10 +40,21 @@
 //!
 //! Tasks spawned while nobody is in `block_on` wait in the remote queue for the next one.
 //! When `block_on` returns, unfinished local tasks move to the remote queue: none is lost.
+//!
+//! # More than one `block_on`
+//!
+//! One `block_on` drives (it set `driving`); a `block_on` on another thread meanwhile
+//! polls its own future on its own thread and sleeps between wakes
+//! ([`wait_or_take_over`]), registered in `waiting`. When the driving `block_on`
+//! returns it clears `driving` and wakes every registered one; the first to set
+//! `driving` again drives from then on, so tasks and timers its future waits for keep
+//! running. A waiter registers before it looks at `driving`, and the driver clears
+//! `driving` before it takes the registrations: each side sees the other.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
@@ -69,6 +80,9 @@ pub(crate) struct Shared {
     pub(crate) driver: Arc<Driver>,
     shutdown: AtomicBool,
     driving: AtomicBool,
+    /// Wakers of `block_on` calls waiting for `driving` to be released (see
+    /// [`wait_or_take_over`]).
+    waiting: Mutex<Vec<Waker>>,
     /// Every live task of this runtime.
     pub(crate) owned: OwnedTasks,
 }
@@ -99,6 +113,7 @@ impl Shared {
             driver,
             shutdown: AtomicBool::new(false),
             driving: AtomicBool::new(false),
+            waiting: Mutex::new(Vec::new()),
             owned: OwnedTasks::default(),
         })
     }
@@ -125,16 +140,21 @@ impl Shared {
             return;
         }
         remote.push_back(runnable);
-        drop(remote);
+        // Counted under the lock, like every change of `remote_len`: a `shutdown` that
+        // drains between the push and the count would otherwise leave the count at 1 over
+        // an empty queue, and `block_on` would never park again.
         self.remote_len.fetch_add(1, Ordering::Release);
+        drop(remote);
         self.parker.unpark(&self.driver);
     }
 
     /// Stops the scheduler: later wakes drop their task; queued tasks are dropped now.
     pub(crate) fn shutdown(&self) {
         self.shutdown.store(true, Ordering::Release);
-        let queued: Vec<Runnable> = self.remote().drain(..).collect();
+        let mut remote = self.remote();
+        let queued: Vec<Runnable> = remote.drain(..).collect();
         self.remote_len.store(0, Ordering::Release);
+        drop(remote);
         drop(queued);
     }
 }
@@ -199,12 +219,25 @@ impl Drop for CurrentGuard<'_> {
         let shared = &self.local.shared;
         shared.parker.leave_held();
         let queue = std::mem::take(&mut *self.local.queue.borrow_mut());
-        if !queue.is_empty() && !shared.shutdown.load(Ordering::Acquire) {
-            let n = queue.len();
-            shared.remote().extend(queue);
-            shared.remote_len.fetch_add(n, Ordering::Release);
+        if !queue.is_empty() {
+            let mut remote = shared.remote();
+            // Under the lock `shutdown` drains with (see `push_remote`); after a shutdown
+            // the tasks are dropped here instead.
+            if !shared.shutdown.load(Ordering::Acquire) {
+                shared.remote_len.fetch_add(queue.len(), Ordering::Release);
+                remote.extend(queue);
+            } else {
+                drop(remote);
+                drop(queue);
+            }
         }
         shared.driving.store(false, Ordering::Release);
+        // A `block_on` waiting on another thread may drive now (after the store: one that
+        // registers after this take sees `driving` false itself).
+        let waiting = std::mem::take(&mut *lock(&shared.waiting));
+        for w in waiting {
+            w.wake();
+        }
     }
 }
 
@@ -216,11 +249,53 @@ pub(crate) fn is_driving_thread(shared: &Arc<Shared>) -> bool {
 /// Drives the runtime on this thread until `future` completes.
 pub(crate) fn block_on<F: Future>(shared: &Arc<Shared>, future: F) -> F::Output {
     let _region = crate::runtime::context::BlockingRegion::enter();
+    let mut future = std::pin::pin!(future);
     if shared.driving.swap(true, Ordering::AcqRel) {
-        // Another thread drives this runtime; let it, and just wait for our future.
-        drop(_region);
-        return super::block_on_thread(&shared.driver, future);
+        // Another thread drives this runtime: wait for our future, unless that thread's
+        // `block_on` returns first and hands the driving to us.
+        if let Ok(v) = wait_or_take_over(shared, future.as_mut()) {
+            return v;
+        }
     }
+    drive(shared, future)
+}
+
+/// A `block_on` while another thread drives the runtime: polls `future` on this thread,
+/// sleeping between wakes, until it completes (`Ok`) or the driving thread's `block_on`
+/// returns and this thread wins `driving` (`Err`: the caller drives from then on).
+/// Without the hand-over, a future that needs the runtime (a spawned task, a timer of a
+/// task) would wait for ever once the driving `block_on` returned.
+fn wait_or_take_over<F: Future>(shared: &Shared, mut future: Pin<&mut F>) -> Result<F::Output, ()> {
+    let tw = super::ThreadWaker::for_current_thread();
+    let waker = Waker::from(tw.clone());
+    let mut cx = Context::from_waker(&waker);
+    crate::runtime::coop::unconstrained();
+    loop {
+        if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+            return Ok(v);
+        }
+        {
+            let mut waiting = lock(&shared.waiting);
+            if !waiting.iter().any(|w| w.will_wake(&waker)) {
+                waiting.push(waker.clone());
+            }
+        }
+        // After registering: a driver that let go before our registration is seen here,
+        // one that lets go after it wakes us (`CurrentGuard`).
+        if !shared.driving.load(Ordering::Acquire) && !shared.driving.swap(true, Ordering::AcqRel) {
+            lock(&shared.waiting).retain(|w| !w.will_wake(&waker));
+            return Err(());
+        }
+        tw.wait();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The scheduler loop of the `block_on` that holds `driving` (see the module doc).
+fn drive<F: Future>(shared: &Arc<Shared>, mut future: Pin<&mut F>) -> F::Output {
     let local = Local { shared: shared.clone(), queue: RefCell::new(Fifo::default()) };
     let _guard = CurrentGuard { prev: CURRENT.with(|c| c.replace(&local)), local: &local };
     // Held until `block_on` returns (dropped before `_guard`, so before `driving` is
@@ -234,7 +309,6 @@ pub(crate) fn block_on<F: Future>(shared: &Arc<Shared>, future: F) -> F::Output 
     let main = Arc::new(MainWaker { woken: AtomicBool::new(true), shared: shared.clone() });
     let waker = Waker::from(main.clone());
     let mut cx = Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
     let mut tick: u32 = 0;
     let mut since_turn: u32 = 0;
     loop {
@@ -279,7 +353,7 @@ pub(crate) fn block_on<F: Future>(shared: &Arc<Shared>, future: F) -> F::Output 
 /// inlined it made `block_on` 8.8 KB of machine code instead of 1.5 KB, with the hot
 /// loop spread through it.
 #[inline(never)]
-fn poll_main<F: Future>(future: std::pin::Pin<&mut F>, cx: &mut Context<'_>) -> Poll<F::Output> {
+fn poll_main<F: Future>(future: Pin<&mut F>, cx: &mut Context<'_>) -> Poll<F::Output> {
     crate::runtime::coop::reset();
     future.poll(cx)
 }

@@ -122,9 +122,23 @@ impl Scheduler {
 const BLOCK_ON_SPIN: Duration = Duration::from_micros(5);
 
 /// Wakes a thread blocked in [`block_on_thread`].
-struct ThreadWaker {
+pub(super) struct ThreadWaker {
     thread: std::thread::Thread,
     notified: AtomicBool,
+}
+
+impl ThreadWaker {
+    /// A waker for the calling thread.
+    pub(super) fn for_current_thread() -> Arc<ThreadWaker> {
+        Arc::new(ThreadWaker { thread: std::thread::current(), notified: AtomicBool::new(false) })
+    }
+
+    /// Sleeps until woken (returns at once if a wake came since the last call).
+    pub(super) fn wait(&self) {
+        while !self.notified.swap(false, Ordering::AcqRel) {
+            std::thread::park();
+        }
+    }
 }
 
 impl Wake for ThreadWaker {
@@ -141,7 +155,7 @@ impl Wake for ThreadWaker {
 /// Polls `future` on this thread, sleeping (`thread::park`) while it is pending. Tasks,
 /// I/O and timers are served by the runtime's workers meanwhile.
 pub(crate) fn block_on_thread<F: Future>(_driver: &Arc<Driver>, future: F) -> F::Output {
-    let tw = Arc::new(ThreadWaker { thread: std::thread::current(), notified: AtomicBool::new(false) });
+    let tw = ThreadWaker::for_current_thread();
     let waker = Waker::from(tw.clone());
     let mut cx = Context::from_waker(&waker);
     let mut future = std::pin::pin!(future);
