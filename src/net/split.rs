@@ -14,6 +14,14 @@
 //! `poll_*` forms) once. `TcpStream`, `UnixStream` and the four half types all delegate
 //! to them in one line, so there is no per-type copy of the read/write loop.
 //!
+//! The data methods (`read`, `peek`, `write`, `write_all`, and `UdpSocket`'s `send`,
+//! `recv`, `send_to`, `recv_from`, `peek_from`) are plain functions that return the
+//! operation's future, `fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> impl Future<..> +
+//! 'a`: to a caller the same as the `async fn` of the API (call, then `.await`), but
+//! without an `async fn`'s own state machine wrapped around the inner future. That
+//! wrapper cost 33 instructions per round trip on the 1-connection echo (callgrind:
+//! 902 → 869), on the path from a wake-up to the `recvfrom`.
+//!
 //! # Concurrency of the halves
 //!
 //! A read half waits in the socket's *read* waker slot and a write half in its *write*
@@ -418,8 +426,8 @@ macro_rules! read_half_methods {
         /// # Cancel safety
         ///
         /// Cancel safe: if the future is dropped before it completes, no data was read.
-        pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            read(&*self.stream, buf).await
+        pub fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
+            read(&*self.stream, buf)
         }
 
         /// Waits for data and copies it into `buf` without consuming it (`MSG_PEEK`).
@@ -431,8 +439,8 @@ macro_rules! read_half_methods {
         /// # Cancel safety
         ///
         /// Cancel safe: a peek consumes nothing.
-        pub async fn peek(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            peek(&*self.stream, buf).await
+        pub fn peek<'a>(&'a mut self, buf: &'a mut [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
+            peek(&*self.stream, buf)
         }
 
         /// Waits until the stream may be readable (a following `try_read` may still
@@ -501,8 +509,8 @@ macro_rules! write_half_methods {
         /// # Cancel safety
         ///
         /// Cancel safe: if the future is dropped before it completes, nothing was written.
-        pub async fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-            write(&*self.stream, data).await
+        pub fn write<'a>(&'a mut self, data: &'a [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
+            write(&*self.stream, data)
         }
 
         /// Writes all of `data`, waiting as needed and looping over partial writes.
@@ -515,8 +523,8 @@ macro_rules! write_half_methods {
         ///
         /// **Not cancel safe**: if the future is dropped, an unknown prefix of `data` may
         /// already have been written.
-        pub async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-            write_all(&*self.stream, data).await
+        pub fn write_all<'a>(&'a mut self, data: &'a [u8]) -> impl Future<Output = io::Result<()>> + 'a {
+            write_all(&*self.stream, data)
         }
 
         /// Waits until the stream may be writable.

@@ -22,6 +22,7 @@
 //! full length (`MSG_TRUNC`); elsewhere the flag comes from the flags `recvmsg` returns.
 
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
@@ -594,9 +595,13 @@ impl UdpSocket {
     /// # Ok::<(), std::io::Error>(())
     /// # }).unwrap();
     /// ```
-    pub async fn send_to(&self, data: &[u8], addr: impl Into<Address>) -> io::Result<usize> {
+    pub fn send_to<'a>(
+        &'a self,
+        data: &'a [u8],
+        addr: impl Into<Address>,
+    ) -> impl Future<Output = io::Result<usize>> + 'a {
         let to = addr.into().to_sockaddr();
-        self.io.async_io(Interest::WRITABLE, |s| sys::send_to(s.as_fd(), data, &to)).await
+        self.io.async_io(Interest::WRITABLE, move |s| sys::send_to(s.as_fd(), data, &to))
     }
 
     /// Receives one datagram, waiting until one arrives, and says who sent it.
@@ -628,8 +633,8 @@ impl UdpSocket {
     /// # Ok::<(), std::io::Error>(())
     /// # }).unwrap();
     /// ```
-    pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<RecvFromResult> {
-        self.io.async_io(Interest::READABLE, |s| sys::recv_from(s.as_fd(), buf, false).and_then(recv_result)).await
+    pub fn recv_from<'a>(&'a self, buf: &'a mut [u8]) -> impl Future<Output = io::Result<RecvFromResult>> + 'a {
+        self.io.async_io(Interest::READABLE, move |s| sys::recv_from(s.as_fd(), buf, false).and_then(recv_result))
     }
 
     /// Copies the next datagram into `buf`, waiting until one arrives, without removing
@@ -659,8 +664,8 @@ impl UdpSocket {
     /// # Ok::<(), std::io::Error>(())
     /// # }).unwrap();
     /// ```
-    pub async fn peek_from(&self, buf: &mut [u8]) -> io::Result<RecvFromResult> {
-        self.io.async_io(Interest::READABLE, |s| sys::recv_from(s.as_fd(), buf, true).and_then(recv_result)).await
+    pub fn peek_from<'a>(&'a self, buf: &'a mut [u8]) -> impl Future<Output = io::Result<RecvFromResult>> + 'a {
+        self.io.async_io(Interest::READABLE, move |s| sys::recv_from(s.as_fd(), buf, true).and_then(recv_result))
     }
 
     // ===== connected: connect / send / recv =====
@@ -767,8 +772,8 @@ impl UdpSocket {
     /// # Ok::<(), std::io::Error>(())
     /// # }).unwrap();
     /// ```
-    pub async fn send(&self, data: &[u8]) -> io::Result<usize> {
-        self.io.async_io(Interest::WRITABLE, |s| sys::send(s.as_fd(), data)).await
+    pub fn send<'a>(&'a self, data: &'a [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
+        self.io.async_io(Interest::WRITABLE, move |s| sys::send(s.as_fd(), data))
     }
 
     /// Receives one datagram from the connected peer, waiting until one arrives. A
@@ -800,8 +805,8 @@ impl UdpSocket {
     /// # Ok::<(), std::io::Error>(())
     /// # }).unwrap();
     /// ```
-    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.async_io(Interest::READABLE, |s| sys::recv(s.as_fd(), buf, false)).await
+    pub fn recv<'a>(&'a self, buf: &'a mut [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
+        self.io.async_io(Interest::READABLE, move |s| sys::recv(s.as_fd(), buf, false))
     }
 
     // ===== poll forms, for adapters =====

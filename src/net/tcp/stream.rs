@@ -5,6 +5,7 @@
 //! Unix streams and all their halves share one read/write loop.
 
 use std::fmt;
+use std::future::Future;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
@@ -290,8 +291,8 @@ impl TcpStream {
     ///
     /// Cancel safe: if the future is dropped before it completes, no data was read, and
     /// a later read gets all of it.
-    pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        split::read(self, buf).await
+    pub fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
+        split::read(&*self, buf)
     }
 
     /// Waits for data and copies it into `buf` without consuming it (`MSG_PEEK`).
@@ -322,8 +323,8 @@ impl TcpStream {
     /// # Ok::<(), std::io::Error>(())
     /// # }).unwrap();
     /// ```
-    pub async fn peek(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        split::peek(self, buf).await
+    pub fn peek<'a>(&'a mut self, buf: &'a mut [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
+        split::peek(&*self, buf)
     }
 
     /// Waits until the socket is writable and writes some of `data`; returns how many
@@ -336,8 +337,8 @@ impl TcpStream {
     /// # Cancel safety
     ///
     /// Cancel safe: if the future is dropped before it completes, nothing was written.
-    pub async fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        split::write(self, data).await
+    pub fn write<'a>(&'a mut self, data: &'a [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
+        split::write(&*self, data)
     }
 
     /// Writes all of `data`, waiting for the socket as needed and looping over partial
@@ -352,8 +353,8 @@ impl TcpStream {
     /// **Not cancel safe**: if the future is dropped before it completes, some prefix of
     /// `data` may already have been written and there is no way to know how much. Use
     /// [`write`](Self::write) in a loop when that matters.
-    pub async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        split::write_all(self, data).await
+    pub fn write_all<'a>(&'a mut self, data: &'a [u8]) -> impl Future<Output = io::Result<()>> + 'a {
+        split::write_all(&*self, data)
     }
 
     /// Waits until the stream may be readable: data, end-of-stream or an error is

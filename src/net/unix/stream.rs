@@ -4,6 +4,7 @@
 //! [`net::split`](crate::net::split) with `TcpStream`.
 
 use std::fmt;
+use std::future::Future;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
@@ -243,8 +244,8 @@ impl UnixStream {
     /// # Cancel safety
     ///
     /// Cancel safe: if the future is dropped before it completes, no data was read.
-    pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        split::read(self, buf).await
+    pub fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
+        split::read(&*self, buf)
     }
 
     /// Waits for data and copies it into `buf` without consuming it.
@@ -256,8 +257,8 @@ impl UnixStream {
     /// # Cancel safety
     ///
     /// Cancel safe: a peek consumes nothing.
-    pub async fn peek(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        split::peek(self, buf).await
+    pub fn peek<'a>(&'a mut self, buf: &'a mut [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
+        split::peek(&*self, buf)
     }
 
     /// Waits until writable and writes some of `data`; returns how much.
@@ -269,8 +270,8 @@ impl UnixStream {
     /// # Cancel safety
     ///
     /// Cancel safe: if the future is dropped before it completes, nothing was written.
-    pub async fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        split::write(self, data).await
+    pub fn write<'a>(&'a mut self, data: &'a [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
+        split::write(&*self, data)
     }
 
     /// Writes all of `data`, looping over partial writes.
@@ -283,8 +284,8 @@ impl UnixStream {
     ///
     /// **Not cancel safe**: if the future is dropped, an unknown prefix of `data` may
     /// already have been written.
-    pub async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        split::write_all(self, data).await
+    pub fn write_all<'a>(&'a mut self, data: &'a [u8]) -> impl Future<Output = io::Result<()>> + 'a {
+        split::write_all(&*self, data)
     }
 
     /// Waits until the stream may be readable.
