@@ -390,6 +390,17 @@ mod loom_tests {
         });
     }
 
+    /// The driver turn of a held-driver park, on the mock: a non-blocking turn consumes
+    /// a pending wake-up (as `epoll_wait` returning the eventfd's edge does); a blocking
+    /// one waits until unparked (the mock never times out).
+    fn held_turn(s: &Shared, timeout: Option<Duration>) {
+        if timeout == Some(Duration::ZERO) {
+            *crate::loom::lock(&s.driver.woken) = false;
+        } else {
+            assert!(s.driver.try_turn(timeout, || true, || {}));
+        }
+    }
+
     /// Held-driver mode (the current-thread scheduler): the thread holding the driver
     /// parks by a plain load; two unparkers race with its parks, and with the
     /// `NOTIFIED` consumption of a park that saw one of them.
@@ -405,16 +416,7 @@ mod loom_tests {
                 })
                 .collect();
             while s.ready.load(SeqCst) < 2 {
-                s.parker.park_held(None, |timeout| {
-                    if timeout == Some(Duration::ZERO) {
-                        // A non-blocking turn consumes a pending wake-up, as reading
-                        // the eventfd's edge does.
-                        *crate::loom::lock(&s.driver.woken) = false;
-                    } else {
-                        // Blocks until unparked (the mock's wait never times out).
-                        assert!(s.driver.try_turn(timeout, || true, || {}));
-                    }
-                });
+                s.parker.park_held(None, |timeout| held_turn(&s, timeout));
             }
             s.parker.leave_held();
             for t in ts {
@@ -446,17 +448,11 @@ mod loom_tests {
             s.parker.enter_held();
             while s.ready.load(Acquire) < 2 {
                 // The busy path's non-blocking turn: consumes a pending wake-up.
-                *crate::loom::lock(&s.driver.woken) = false;
+                held_turn(&s, Some(Duration::ZERO));
                 if s.ready.load(Acquire) >= 2 {
                     break;
                 }
-                s.parker.park_held(None, |timeout| {
-                    if timeout == Some(Duration::ZERO) {
-                        *crate::loom::lock(&s.driver.woken) = false;
-                    } else {
-                        assert!(s.driver.try_turn(timeout, || true, || {}));
-                    }
-                });
+                s.parker.park_held(None, |timeout| held_turn(&s, timeout));
             }
             s.parker.leave_held();
             for t in ts {

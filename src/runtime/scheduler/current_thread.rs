@@ -119,7 +119,7 @@ impl Shared {
     }
 
     fn remote(&self) -> MutexGuard<'_, VecDeque<Runnable>> {
-        self.remote.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.remote)
     }
 
     /// Whether the runtime is shutting down (wakes then drop their task).
@@ -295,6 +295,7 @@ fn wait_or_take_over<F: Future>(shared: &Shared, mut future: Pin<&mut F>) -> Res
     }
 }
 
+/// Locks `m`, ignoring poisoning (every critical section here leaves its data whole).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
