@@ -151,27 +151,37 @@ impl<T: AsRawFd> Evented<T> {
         Poll::Ready(Ok(Some(ev)))
     }
 
-    /// Clears every readiness bit of `interest` (used by `try_*` on `WouldBlock`): the
-    /// next wait will sleep until the driver reports a new edge.
-    fn clear_interest(&self, interest: Interest) {
+    /// The cached readiness of each direction of `interest`, with its tick.
+    #[inline]
+    fn peek_interest(&self, interest: Interest) -> [Option<ReadyEvent>; 2] {
+        let mut seen = [None, None];
         if let Some(r) = self.reg.get() {
-            // Observe the current tick, then clear with it: if an edge arrives in between
-            // the tick changes and the clear is skipped, which is the safe direction.
             for dir in directions(interest) {
-                if let Some(ev) = r.io.ready_peek(dir) {
-                    r.io.clear_readiness(ev);
-                }
+                seen[dir as usize] = r.io.ready_peek(dir);
             }
         }
+        seen
     }
 
-    /// Runs `f` once: `Ok(None)` on `WouldBlock` (and the cached readiness is cleared).
+    /// Runs `f` once: `Ok(None)` on `WouldBlock`, and the readiness cached before the
+    /// call is cleared (so `readable().await` followed by `try_read` does not spin).
+    ///
+    /// The readiness is observed *before* the call, the same order as the other forms:
+    /// an edge the driver delivers while the call runs (data that arrived after the
+    /// `EAGAIN`) bumps the tick, so the clear skips it and the next wait sees it. A
+    /// tick read after the call would name that edge and erase it, leaving
+    /// `readable().await` asleep with data queued.
     #[inline]
     pub(crate) fn try_io<R>(&self, interest: Interest, f: impl FnOnce(&T) -> io::Result<R>) -> io::Result<Option<R>> {
+        let seen = self.peek_interest(interest);
         match f(self.get()) {
             Ok(v) => Ok(Some(v)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                self.clear_interest(interest);
+                if let Some(r) = self.reg.get() {
+                    for ev in seen.into_iter().flatten() {
+                        r.io.clear_readiness(ev);
+                    }
+                }
                 Ok(None)
             }
             Err(e) => Err(e),
@@ -386,5 +396,36 @@ impl<T: AsRawFd, F> Drop for AsyncIo<'_, T, F> {
         if let (Some(k), Some(reg)) = (self.key.take(), self.ev.reg.get()) {
             reg.io.remove_waiter(k);
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// `try_io`: an edge that the driver delivers while the call runs (data that came
+    /// after the `EAGAIN`) must survive the clear, or `readable().await` sleeps with data
+    /// queued. The readiness seen before the call is the one cleared.
+    #[test]
+    fn try_io_keeps_an_edge_delivered_during_the_call() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let ev = Evented::new(a);
+        let reg = ev.registration(Interest::READABLE).unwrap();
+        let mut wake = Vec::new();
+        // Readiness cached from an earlier edge, already consumed by the peer's side.
+        reg.io.set_readiness(Ready::READABLE, &mut wake);
+        let r = ev.try_io(Interest::READABLE, |_| {
+            // The call fails, and meanwhile the driver reports new data.
+            reg.io.set_readiness(Ready::READABLE, &mut Vec::new());
+            Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock))
+        });
+        assert!(matches!(r, Ok(None)));
+        assert!(reg.io.ready_peek(Direction::Read).is_some(), "the edge delivered during the call was erased");
+
+        // Without a new edge the `WouldBlock` clears what it saw (no spinning).
+        let r = ev.try_io(Interest::READABLE, |_| Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock)));
+        assert!(matches!(r, Ok(None)));
+        assert!(reg.io.ready_peek(Direction::Read).is_none(), "a WouldBlock must clear the readiness it saw");
     }
 }
