@@ -274,3 +274,35 @@ fn a_queue_that_never_drains_does_not_starve_io_or_timers() {
         assert!(spun > 300 * 10, "the yielding tasks barely ran ({spun} yields): the test proves nothing");
     });
 }
+
+/// The budget belongs to the runtime's tasks: after a `block_on` returns, futures that a
+/// foreign executor polls on the same thread (through the fallback driver) are not
+/// limited. Before the fix the last task's remainder stayed behind, and after 64 UDP
+/// exchanges every poll woke itself and returned `Pending`: a 100% CPU spin.
+#[test]
+fn budget_does_not_leak_out_of_block_on() {
+    for flavor in [Flavor::Current, Flavor::Multi(1)] {
+        with_timeout(20, move || {
+            let rt = build(flavor);
+            rt.block_on(async {
+                // Spend some of a task's budget on this thread.
+                let (a, b) = blitz_io::net::UnixStream::pair().unwrap();
+                let (mut a, mut b) = (a, b);
+                for _ in 0..10 {
+                    a.write_all(b"x").await.unwrap();
+                    let mut byte = [0u8; 1];
+                    b.read(&mut byte).await.unwrap();
+                }
+            });
+            drop(rt);
+            let a = blitz_io::net::UdpSocket::bind(blitz_io::net::Address::loopback_v4(0)).unwrap();
+            let b = blitz_io::net::UdpSocket::bind(blitz_io::net::Address::loopback_v4(0)).unwrap();
+            let to = b.local_addr().unwrap();
+            let mut buf = [0u8; 8];
+            for _ in 0..1000 {
+                futures_executor::block_on(a.send_to(b"x", to)).unwrap();
+                futures_executor::block_on(b.recv_from(&mut buf)).unwrap();
+            }
+        });
+    }
+}

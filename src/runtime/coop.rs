@@ -40,6 +40,26 @@ pub(crate) fn unconstrained() {
     REMAINING.with(|r| r.set(UNCONSTRAINED));
 }
 
+/// Puts the thread's budget back as it was when [`save`] made it, on drop (also when
+/// unwinding).
+#[must_use]
+pub(crate) struct Restore(u32);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        REMAINING.with(|r| r.set(self.0));
+    }
+}
+
+/// Remembers the thread's budget, to be restored when the guard drops. `block_on` runs
+/// the runtime's tasks on the calling thread, each with a fresh (limited) budget; without
+/// this the last task's remainder would stay behind after `block_on` returns, and
+/// futures that a foreign executor later polls on the same thread (which work through
+/// the fallback driver) would run out of it and yield for ever.
+pub(crate) fn save() -> Restore {
+    Restore(REMAINING.with(Cell::get))
+}
+
 /// `Ready` if the task may do one more operation; otherwise wakes the task and returns
 /// `Pending` so that it yields.
 #[inline]
@@ -92,5 +112,23 @@ mod tests {
             spend();
         }
         assert!(poll_proceed(&mut cx).is_ready());
+    }
+
+    #[test]
+    fn save_restores_the_budget_on_drop() {
+        let mut cx = Context::from_waker(Waker::noop());
+        unconstrained();
+        {
+            let _saved = save();
+            reset();
+            for _ in 0..BUDGET {
+                spend();
+            }
+            assert!(poll_proceed(&mut cx).is_pending());
+        }
+        for _ in 0..10 * BUDGET {
+            spend();
+        }
+        assert!(poll_proceed(&mut cx).is_ready(), "the unlimited budget came back");
     }
 }

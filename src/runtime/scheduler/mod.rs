@@ -83,6 +83,9 @@ impl Scheduler {
     }
 
     pub(crate) fn block_on<F: Future>(&self, driver: &Arc<Driver>, future: F) -> F::Output {
+        // Tasks and the main future run with limited budgets in here; the thread's own
+        // (normally unlimited) budget comes back afterwards.
+        let _budget = crate::runtime::coop::save();
         match self {
             Scheduler::CurrentThread(s) => current_thread::block_on(s, future),
             Scheduler::MultiThread(_) => block_on_thread(driver, future),
