@@ -422,3 +422,29 @@ fn stream_is_send_sync_and_debug() {
     check::<TcpListener>();
     check::<io::Error>();
 }
+
+/// A read into an empty buffer returns `Ok(0)` at once, as `read(2)` does, on every
+/// form, with no data queued: a zero-length `recv` on a stream says `EAGAIN`, and the
+/// future used to wait for data it could not take. (TCP and Unix share the code.)
+#[blitz_io::test]
+async fn reads_into_an_empty_buffer_complete_at_once() {
+    bounded(async {
+        let (mut client, server) = pair().await;
+        let quick = Duration::from_secs(2);
+        assert_eq!(timeout(quick, client.read(&mut [])).await.expect("read(&mut []) waited").unwrap(), 0);
+        assert_eq!(timeout(quick, client.peek(&mut [])).await.expect("peek(&mut []) waited").unwrap(), 0);
+        assert_eq!(client.try_read(&mut []).unwrap(), Some(0));
+        assert_eq!(client.try_peek(&mut []).unwrap(), Some(0));
+        assert_eq!(client.try_read_vectored(&mut [IoSliceMut::new(&mut [])]).unwrap(), Some(0));
+        let (mut r, _w) = client.split();
+        assert_eq!(timeout(quick, r.read(&mut [])).await.expect("half read(&mut []) waited").unwrap(), 0);
+        // Data still reads normally afterwards.
+        server.try_write(b"hi").unwrap();
+        let mut buf = [0u8; 4];
+        assert_eq!(r.read(&mut buf).await.unwrap(), 2);
+        let (mut u, _v) = blitz_io::net::UnixStream::pair().unwrap();
+        assert_eq!(timeout(quick, u.read(&mut [])).await.expect("unix read(&mut []) waited").unwrap(), 0);
+        assert_eq!(u.try_read(&mut []).unwrap(), Some(0));
+    })
+    .await
+}

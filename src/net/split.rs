@@ -84,13 +84,23 @@ pub(crate) mod sealed {
         /// `SO_ERROR`, which reading clears.
         fn take_error(&self) -> io::Result<Option<io::Error>>;
 
-        /// One non-blocking `recv`; `Ok(None)` on would-block.
+        /// One non-blocking `recv`; `Ok(None)` on would-block. An empty `buf` gives
+        /// `Ok(Some(0))` at once, as `read(2)` does: a zero-length `recv` on a stream
+        /// socket says `EAGAIN` while no data is queued, and a read would then wait for
+        /// data it cannot take.
         fn try_read(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+            if buf.is_empty() {
+                return Ok(Some(0));
+            }
             self.evented().try_io(Interest::READABLE, |s| crate::sys::recv(s.as_fd(), buf, false))
         }
 
-        /// One non-blocking `recv(MSG_PEEK)`; `Ok(None)` on would-block.
+        /// One non-blocking `recv(MSG_PEEK)`; `Ok(None)` on would-block. An empty `buf`
+        /// gives `Ok(Some(0))` at once.
         fn try_peek(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+            if buf.is_empty() {
+                return Ok(Some(0));
+            }
             self.evented().try_io(Interest::READABLE, |s| crate::sys::recv(s.as_fd(), buf, true))
         }
 
@@ -99,8 +109,12 @@ pub(crate) mod sealed {
             self.evented().try_io(Interest::WRITABLE, |s| crate::sys::send(s.as_fd(), data))
         }
 
-        /// One non-blocking scatter read; `Ok(None)` on would-block.
+        /// One non-blocking scatter read; `Ok(None)` on would-block. No room in `bufs`
+        /// gives `Ok(Some(0))` at once.
         fn try_read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<Option<usize>> {
+            if bufs.iter().all(|b| b.is_empty()) {
+                return Ok(Some(0));
+            }
             self.evented().try_io(Interest::READABLE, |s| crate::sys::recv_vectored(s.as_fd(), bufs))
         }
 
@@ -115,8 +129,13 @@ pub(crate) mod sealed {
         /// is cleared then (keeping a pending EOF), which saves the `EAGAIN` round trip
         /// the next read would otherwise pay. A newer edge is never lost: the clear is
         /// skipped if the driver saw an event since this readiness was observed.
+        ///
+        /// An empty `buf` completes at once with `Ok(0)` (see `try_read`).
         fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
             let len = buf.len();
+            if len == 0 {
+                return Poll::Ready(Ok(0));
+            }
             self.evented().poll_io(
                 cx,
                 Direction::Read,
@@ -127,6 +146,9 @@ pub(crate) mod sealed {
 
         /// Peeks when readable (read slot); consumes nothing.
         fn poll_peek(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+            if buf.is_empty() {
+                return Poll::Ready(Ok(0));
+            }
             self.evented().poll_io(cx, Direction::Read, |s| crate::sys::recv(s.as_fd(), buf, true), |_| false)
         }
 
