@@ -448,3 +448,45 @@ async fn reads_into_an_empty_buffer_complete_at_once() {
     })
     .await
 }
+
+/// A peer that sends urgent (out-of-band) data makes the kernel stop a read at the urgent
+/// mark: the read comes back short with more data queued behind it. A short read must not
+/// then count as "drained" (the next `read` would wait for an edge that never comes while
+/// `try_read` finds the data).
+#[blitz_io::test]
+async fn a_read_that_stops_at_the_urgent_mark_does_not_stall_the_next() {
+    use std::os::fd::AsRawFd;
+    bounded(async {
+        let listener = TcpListener::bind(Address::loopback_v4(0)).unwrap();
+        let peer = std::net::TcpStream::connect(listener.local_addr().unwrap().to_std()).unwrap();
+        let mut s = listener.accept().await.unwrap().stream;
+        let fd = peer.as_raw_fd();
+        let send = move |data: &[u8], flags: libc::c_int| {
+            // SAFETY: `fd` is the live socket `peer` owns; `data` is valid for its length.
+            let n = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), flags) };
+            assert_eq!(n, data.len() as isize, "send: {}", io::Error::last_os_error());
+        };
+        // Wait in `read` (so readiness arrives as one edge with everything queued).
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            send(b"hello", 0);
+            send(b"X", libc::MSG_OOB);
+            send(b"world", 0);
+            peer
+        });
+        s.readable().await.unwrap();
+        let peer = writer.join().unwrap();
+        sleep(Duration::from_millis(50)).await; // all three segments are queued
+        let mut buf = [0u8; 100];
+        let mut got = Vec::new();
+        while got.len() < 10 {
+            match timeout(Duration::from_secs(2), s.read(&mut buf)).await {
+                Ok(n) => got.extend_from_slice(&buf[..n.unwrap()]),
+                Err(_) => panic!("read stalled after {:?}; try_read finds {:?}", got, s.try_read(&mut buf)),
+            }
+        }
+        assert_eq!(got, b"helloworld", "the urgent byte is out of band, the rest in order");
+        drop(peer);
+    })
+    .await
+}

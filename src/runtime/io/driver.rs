@@ -103,11 +103,18 @@ fn dir_bits(interest: Interest) -> u8 {
     (if interest.is_readable() { READ_BIT } else { 0 }) | (if interest.is_writable() { WRITE_BIT } else { 0 })
 }
 
+/// The epoll interest for direction bits. Reading includes `EPOLLPRI` where epoll has
+/// it, so that events say when TCP urgent data is pending (`scheduled_io`, `URGENT`); no
+/// other socket type raises it, and it adds no events of its own in normal traffic.
 fn mio_interest(bits: u8) -> mio::Interest {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    const READ: mio::Interest = mio::Interest::READABLE.add(mio::Interest::PRIORITY);
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    const READ: mio::Interest = mio::Interest::READABLE;
     match bits {
-        READ_BIT => mio::Interest::READABLE,
+        READ_BIT => READ,
         WRITE_BIT => mio::Interest::WRITABLE,
-        _ => mio::Interest::READABLE | mio::Interest::WRITABLE,
+        _ => READ.add(mio::Interest::WRITABLE),
     }
 }
 
@@ -252,7 +259,7 @@ impl Driver {
                     continue;
                 }
                 if let Some(io) = cache.get(&self.tokens, token.0) {
-                    io.set_readiness(Ready::from_mio(ev), wake);
+                    io.set_event(Ready::from_mio(ev), ev.is_priority(), wake);
                 }
             }
         }

@@ -4,8 +4,8 @@
 //! # The readiness word
 //!
 //! ```text
-//!  bit  63 ..... 32 | 31 ...... 16 | 15 .. 10 |   9  |  8 7   |  6 5   |    4     | 3 .. 0
-//!       (unused)    | tick (16 bit) | (unused) | LIST | writer | reader | SHUTDOWN | ready
+//!  bit  63 ..... 32 | 31 ...... 16 | 15 .. 11 |   10   |   9  |  8 7   |  6 5   |    4     | 3 .. 0
+//!       (unused)    | tick (16 bit) | (unused) | URGENT | LIST | writer | reader | SHUTDOWN | ready
 //! ```
 //!
 //! * **ready bits**: [`Ready`] (readable, writable, read closed, write closed). The driver
@@ -15,6 +15,11 @@
 //! * **SHUTDOWN**: the driver is gone; every wait completes with an error.
 //! * **reader / writer**: the state of the waker slot of each direction (below).
 //! * **LIST**: the waiter list holds at least one waiting entry.
+//! * **URGENT**: the last event reported TCP urgent (out-of-band) data pending
+//!   (`EPOLLPRI`). A read stops short at the urgent mark with more data behind it, so
+//!   while this bit is set a short read does not count as "drained"
+//!   ([`ScheduledIo::clear_drained`] leaves the word alone). Cleared with the readable
+//!   bit when a read hits `WouldBlock`.
 //!
 //! # Why the tick
 //!
@@ -123,6 +128,7 @@ const EMPTY: usize = 0;
 const WAITING: usize = 1;
 const LOCKED: usize = 2;
 const LIST: usize = 1 << 9;
+const URGENT: usize = 1 << 10;
 const TICK_SHIFT: usize = 16;
 const TICK_MASK: usize = 0xffff << TICK_SHIFT;
 /// The reader's and the writer's slot state fields.
@@ -131,7 +137,7 @@ const WRITER_FIELD: usize = SLOT_MASK << (SLOT_SHIFT + 2);
 
 // The fields of the word do not overlap, and `Direction::shift` names the right one.
 const _: () = {
-    let fields = [READY_MASK, SHUTDOWN, READER_FIELD, WRITER_FIELD, LIST, TICK_MASK];
+    let fields = [READY_MASK, SHUTDOWN, READER_FIELD, WRITER_FIELD, LIST, URGENT, TICK_MASK];
     let mut i = 0;
     while i < fields.len() {
         let mut j = i + 1;
@@ -287,9 +293,17 @@ impl ScheduledIo {
 
     /// Driver side: ORs `ready` into the word, bumps the tick, and collects the wakers of
     /// the waiters it satisfies into `wake` (woken by the caller, outside any lock).
+    #[cfg(any(test, loom))]
     #[inline]
     pub(crate) fn set_readiness(&self, ready: Ready, wake: &mut Vec<Waker>) {
         self.deliver(ready.as_usize(), true, wake);
+    }
+
+    /// [`ScheduledIo::set_readiness`] for a driver event, which also says whether TCP
+    /// urgent data is pending (`URGENT`).
+    #[inline]
+    pub(crate) fn set_event(&self, ready: Ready, urgent: bool, wake: &mut Vec<Waker>) {
+        self.deliver(ready.as_usize() | if urgent { URGENT } else { 0 }, true, wake);
     }
 
     /// Marks the socket's driver as gone and wakes every waiter.
@@ -376,14 +390,24 @@ impl ScheduledIo {
     /// Clears the readable/writable bits of `event` but keeps the closed bits, if no new
     /// event arrived since it was observed: a short stream read consumed the data but a
     /// FIN that came with it is still to be read (the next read returns `Ok(0)`).
+    ///
+    /// Not while `URGENT` is set: the read then stopped at the urgent mark with data
+    /// behind it (a peer's `MSG_OOB` must not stall the reader); the next read goes to
+    /// the socket and its `WouldBlock` clears normally.
     pub(crate) fn clear_drained(&self, event: ReadyEvent) {
-        self.clear_bits(event, event.ready.without(Ready::READ_CLOSED | Ready::WRITE_CLOSED));
+        let clear = event.ready.without(Ready::READ_CLOSED | Ready::WRITE_CLOSED).as_usize();
+        let _ = self.readiness.fetch_update(AcqRel, Acquire, |cur| {
+            let tick = ((cur & TICK_MASK) >> TICK_SHIFT) as u16;
+            (tick == event.tick && cur & URGENT == 0).then_some(cur & !clear)
+        });
     }
 
     fn clear_bits(&self, event: ReadyEvent, clear: Ready) {
+        // Clearing readability also forgets the urgent report that came with it.
+        let clear = clear.as_usize() | if clear.as_usize() & Ready::READABLE.as_usize() != 0 { URGENT } else { 0 };
         let _ = self.readiness.fetch_update(AcqRel, Acquire, |cur| {
             let tick = ((cur & TICK_MASK) >> TICK_SHIFT) as u16;
-            (tick == event.tick).then_some(cur & !clear.as_usize())
+            (tick == event.tick).then_some(cur & !clear)
         });
     }
 
@@ -712,6 +736,25 @@ mod tests {
             panic!("the EOF must still be readable after a short read")
         };
         assert!(ev.ready.is_read_closed());
+    }
+
+    /// An event that reports urgent data marks the readiness seen: a short read then
+    /// does not count as drained. The `WouldBlock` clear of readability forgets it.
+    #[test]
+    fn a_short_read_with_urgent_data_pending_drains_nothing() {
+        let io = ScheduledIo::new_empty();
+        let mut wake = Vec::new();
+        let mut cx = Context::from_waker(Waker::noop());
+        io.set_event(Ready::READABLE, true, &mut wake);
+        let Poll::Ready(ev) = io.poll_ready(&mut cx, Direction::Read) else { panic!("readable") };
+        io.clear_drained(ev);
+        assert!(io.ready_peek(Direction::Read).is_some(), "a short read at the urgent mark drained nothing");
+        io.clear_readiness(ev); // the next read's WouldBlock
+        assert!(io.ready_peek(Direction::Read).is_none());
+        io.set_event(Ready::READABLE, false, &mut wake);
+        let Poll::Ready(ev) = io.poll_ready(&mut cx, Direction::Read) else { panic!("readable") };
+        io.clear_drained(ev);
+        assert!(io.ready_peek(Direction::Read).is_none(), "the WouldBlock clear forgot the urgent report");
     }
 
     /// A waker whose `clone` panics (a foreign executor's bug) must not leave the slot
