@@ -779,3 +779,41 @@ async fn kv_demo_runs() {
     assert_eq!(lines[3], "malformed request -> ServerError");
     assert!(lines[4].starts_with("silent server -> no reply"), "{}", lines[4]);
 }
+
+/// Port 0 is no destination: every send form and `connect` say so (`InvalidInput`,
+/// naming the port) before any system call; the kernel would give a bare `EINVAL` for a
+/// send and accept the `connect`.
+#[blitz_io::test]
+async fn port_zero_destination_is_invalid_input() {
+    let s = UdpSocket::bind(lo()).unwrap();
+    let zero = Address::loopback_v4(0);
+    let says_port = |e: io::Error| {
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        assert!(e.to_string().contains("port 0"), "message names the problem: {e}");
+    };
+    says_port(s.try_send_to(b"x", zero).unwrap_err());
+    says_port(bounded(s.send_to(b"x", zero)).await.unwrap_err());
+    says_port(poll_fn(|cx| s.poll_send_to(cx, b"x", zero)).await.unwrap_err());
+    says_port(s.connect(zero).unwrap_err());
+    assert!(s.peer_addr().is_err(), "the failed connect left the socket unconnected");
+}
+
+/// Multicast calls reject a group outside the multicast range, and a call of the other
+/// family, with `InvalidInput` and a message (not a bare `EINVAL` / `ENOPROTOOPT`).
+#[test]
+fn multicast_calls_reject_bad_groups_and_families() {
+    let v4 = UdpSocket::bind(lo()).unwrap();
+    let not_group = Ipv4Addr::new(10, 0, 0, 1);
+    for e in [
+        v4.join_multicast_v4(not_group, Ipv4Addr::UNSPECIFIED).unwrap_err(),
+        v4.leave_multicast_v4(not_group, Ipv4Addr::UNSPECIFIED).unwrap_err(),
+        v4.join_multicast_v6(&"2001:db8::1".parse().unwrap(), 0).unwrap_err(),
+    ] {
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        assert!(e.to_string().contains("multicast"), "{e}");
+    }
+    let e = v4.join_multicast_v6(&"ff02::1234".parse().unwrap(), 0).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("IPv6 socket"), "{e}");
+    // (Linux lets an IPv6 socket join an IPv4 group: no family error the other way.)
+}

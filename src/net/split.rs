@@ -125,7 +125,9 @@ pub(crate) mod sealed {
 
         /// Reads when readable (read slot).
         ///
-        /// A read shorter than the buffer consumed everything the socket had: readiness
+        /// A read shorter than the buffer consumed everything the socket had (unless TCP
+        /// urgent data is pending: the kernel then stops a read at the urgent mark, and
+        /// the readiness core keeps the socket readable, see `scheduled_io`): readiness
         /// is cleared then (keeping a pending EOF), which saves the `EAGAIN` round trip
         /// the next read would otherwise pay. A newer edge is never lost: the clear is
         /// skipped if the driver saw an event since this readiness was observed.

@@ -30,10 +30,34 @@ use std::task::{Context, Poll};
 
 use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
 
+use crate::error::invalid_input;
 use crate::io::{Evented, Interest, Ready};
 use crate::net::Address;
 use crate::runtime::io::Direction;
 use crate::sys;
+
+/// The socket address to send to, or `InvalidInput` for port 0 (not a destination).
+#[inline]
+fn destination(addr: Address) -> io::Result<SockAddr> {
+    if addr.port() == 0 {
+        return Err(port_zero(addr));
+    }
+    Ok(addr.to_sockaddr())
+}
+
+#[cold]
+fn port_zero(addr: Address) -> io::Error {
+    invalid_input(format!("cannot send to {addr}: port 0 is not a valid destination"))
+}
+
+/// `InvalidInput` unless `group` is a multicast address of its family.
+fn check_group(is_multicast: bool, group: &dyn fmt::Display, family: &str, range: &str) -> io::Result<()> {
+    if is_multicast {
+        Ok(())
+    } else {
+        Err(invalid_input(format!("{group} is not an {family} multicast group address ({range})")))
+    }
+}
 
 /// A UDP socket.
 ///
@@ -490,7 +514,9 @@ impl UdpSocket {
     ///
     /// # Errors
     ///
-    /// `Other` (`EMSGSIZE`) for a datagram too large to send (it is never sent in part),
+    /// `InvalidInput` when `addr` has port 0 (no destination), checked before any
+    /// system call. `Other` (`EMSGSIZE`) for a datagram too large to send (it is never
+    /// sent in part),
     /// `PermissionDenied` for a broadcast address without
     /// [`set_broadcast`](UdpSocket::set_broadcast), `NetworkUnreachable` /
     /// `HostUnreachable` when no route leads to `addr`, an address-family error when
@@ -507,7 +533,7 @@ impl UdpSocket {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn try_send_to(&self, data: &[u8], addr: impl Into<Address>) -> io::Result<Option<usize>> {
-        let to = addr.into().to_sockaddr();
+        let to = destination(addr.into())?;
         self.io.try_io(Interest::WRITABLE, |s| sys::send_to(s.as_fd(), data, &to))
     }
 
@@ -600,8 +626,12 @@ impl UdpSocket {
         data: &'a [u8],
         addr: impl Into<Address>,
     ) -> impl Future<Output = io::Result<usize>> + 'a {
-        let to = addr.into().to_sockaddr();
-        self.io.async_io(Interest::WRITABLE, move |s| sys::send_to(s.as_fd(), data, &to))
+        let addr = addr.into();
+        let to = (addr.port() != 0).then(|| addr.to_sockaddr());
+        self.io.async_io(Interest::WRITABLE, move |s| match &to {
+            Some(to) => sys::send_to(s.as_fd(), data, to),
+            None => Err(port_zero(addr)),
+        })
     }
 
     /// Receives one datagram, waiting until one arrives, and says who sent it.
@@ -677,8 +707,9 @@ impl UdpSocket {
     ///
     /// # Errors
     ///
-    /// `NetworkUnreachable` when no route leads to `addr`, an address-family error when
-    /// `addr` is not in the socket's family.
+    /// `InvalidInput` when `addr` has port 0 (the kernel would accept it and leave the
+    /// socket unable to send); `NetworkUnreachable` when no route leads to `addr`, an
+    /// address-family error when `addr` is not in the socket's family.
     ///
     /// # Examples
     ///
@@ -692,7 +723,11 @@ impl UdpSocket {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn connect(&self, addr: impl Into<Address>) -> io::Result<()> {
-        self.io.get().connect(addr.into().to_std())
+        let addr = addr.into();
+        if addr.port() == 0 {
+            return Err(port_zero(addr));
+        }
+        self.io.get().connect(addr.to_std())
     }
 
     /// Sends `data` as one datagram to the connected peer, if that can be done without
@@ -871,7 +906,7 @@ impl UdpSocket {
     /// # }).unwrap();
     /// ```
     pub fn poll_send_to(&self, cx: &mut Context<'_>, data: &[u8], addr: impl Into<Address>) -> Poll<io::Result<usize>> {
-        let to = addr.into().to_sockaddr();
+        let to = destination(addr.into())?;
         self.io.poll_io(cx, Direction::Write, |s| sys::send_to(s.as_fd(), data, &to), |_| false)
     }
 
@@ -1670,7 +1705,8 @@ impl UdpSocket {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` if `group` is not a multicast address, `AddrInUse` if the socket
+    /// `InvalidInput` if `group` is not a multicast address (checked first, with a message
+    /// naming the range) or the socket is IPv6, `AddrInUse` if the socket
     /// already joined it on that interface, `AddrNotAvailable` if no interface has
     /// `iface`; `NoDevice`-style errors when the kernel finds no multicast route.
     ///
@@ -1687,7 +1723,8 @@ impl UdpSocket {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn join_multicast_v4(&self, group: Ipv4Addr, iface: Ipv4Addr) -> io::Result<()> {
-        self.io.get().join_multicast_v4(&group, &iface)
+        check_group(group.is_multicast(), &group, "IPv4", "224.0.0.0/4")?;
+        self.io.get().join_multicast_v4(&group, &iface).map_err(|e| self.family_error(e, false, "join_multicast_v4"))
     }
 
     /// Leaves an IPv4 multicast group joined with
@@ -1696,6 +1733,7 @@ impl UdpSocket {
     ///
     /// # Errors
     ///
+    /// `InvalidInput` as for [`join_multicast_v4`](UdpSocket::join_multicast_v4);
     /// `AddrNotAvailable` if the socket is not a member of `group` on `iface`.
     ///
     /// # Examples
@@ -1710,7 +1748,8 @@ impl UdpSocket {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn leave_multicast_v4(&self, group: Ipv4Addr, iface: Ipv4Addr) -> io::Result<()> {
-        self.io.get().leave_multicast_v4(&group, &iface)
+        check_group(group.is_multicast(), &group, "IPv4", "224.0.0.0/4")?;
+        self.io.get().leave_multicast_v4(&group, &iface).map_err(|e| self.family_error(e, false, "leave_multicast_v4"))
     }
 
     /// Joins the IPv6 multicast group `group` on the interface with index `iface_index`
@@ -1718,8 +1757,8 @@ impl UdpSocket {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` if `group` is not a multicast address, `AddrInUse` if already
-    /// joined, an error when the index names no interface or no multicast route exists.
+    /// `InvalidInput` if `group` is not a multicast address or the socket is IPv4,
+    /// `AddrInUse` if already joined, an error when the index names no interface or no multicast route exists.
     ///
     /// # Examples
     ///
@@ -1737,7 +1776,8 @@ impl UdpSocket {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn join_multicast_v6(&self, group: &Ipv6Addr, iface_index: u32) -> io::Result<()> {
-        self.io.get().join_multicast_v6(group, iface_index)
+        check_group(group.is_multicast(), group, "IPv6", "ff00::/8")?;
+        self.io.get().join_multicast_v6(group, iface_index).map_err(|e| self.family_error(e, true, "join_multicast_v6"))
     }
 
     /// Leaves an IPv6 multicast group joined with
@@ -1745,6 +1785,7 @@ impl UdpSocket {
     ///
     /// # Errors
     ///
+    /// `InvalidInput` as for [`join_multicast_v6`](UdpSocket::join_multicast_v6);
     /// `AddrNotAvailable` if the socket is not a member of `group` on that interface.
     ///
     /// # Examples
@@ -1760,7 +1801,25 @@ impl UdpSocket {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn leave_multicast_v6(&self, group: &Ipv6Addr, iface_index: u32) -> io::Result<()> {
-        self.io.get().leave_multicast_v6(group, iface_index)
+        check_group(group.is_multicast(), group, "IPv6", "ff00::/8")?;
+        self.io
+            .get()
+            .leave_multicast_v6(group, iface_index)
+            .map_err(|e| self.family_error(e, true, "leave_multicast_v6"))
+    }
+
+    /// A multicast call that failed on a socket of the other family (`EINVAL` /
+    /// `ENOPROTOOPT` from the kernel) becomes `InvalidInput` saying so; other errors
+    /// pass unchanged.
+    #[cold]
+    fn family_error(&self, e: io::Error, want_v6: bool, call: &str) -> io::Error {
+        match self.local_addr() {
+            Ok(local) if local.is_ipv6() != want_v6 => {
+                let want = if want_v6 { "an IPv6" } else { "an IPv4" };
+                invalid_input(format!("{call} needs {want} socket; this one is bound to {local}"))
+            }
+            _ => e,
+        }
     }
 
     /// Takes the socket's pending error (`SO_ERROR`), clearing it.
