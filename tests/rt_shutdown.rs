@@ -505,3 +505,64 @@ fn drop_cancels_tasks_queued_on_a_busy_worker() {
         assert_eq!(dropped.load(Ordering::SeqCst), 1_000, "polled before shutdown: {}", polled.load(Ordering::SeqCst));
     });
 }
+
+/// `shutdown_timeout(Duration::MAX)` means "no deadline": it used to overflow `Instant`
+/// and panic after marking the runtime done, so nothing was ever stopped.
+#[test]
+fn shutdown_timeout_with_duration_max_waits_without_a_deadline() {
+    let name = unique_name("sd-max");
+    let rt = build_runtime(Flavor::Multi(2), &name);
+    let (flag, dropped) = DropFlag::new();
+    rt.spawn(async move {
+        let _flag = flag;
+        std::future::pending::<()>().await
+    });
+    with_timeout(20, move || rt.shutdown_timeout(Duration::MAX));
+    assert!(dropped.load(Ordering::SeqCst), "the pending task was cancelled");
+    assert!(eventually(Duration::from_secs(5), || threads_named(&name) == 0), "workers stopped");
+}
+
+/// A `JoinHandle` waker whose drop panics (here: its `wake_by_ref` drops the handle, so
+/// the completing worker must drop the waker) must not kill the worker; dropping the
+/// runtime afterwards used to wait for ever for the dead worker.
+#[test]
+fn a_panicking_join_waker_drop_neither_kills_a_worker_nor_hangs_the_drop() {
+    use std::future::Future;
+    use std::sync::Mutex;
+    use std::task::{Context, Wake, Waker};
+
+    struct Bomb(Arc<Mutex<Option<task::JoinHandle<()>>>>);
+    impl Wake for Bomb {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref()
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            drop(self.0.lock().unwrap().take());
+        }
+    }
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            if !std::thread::panicking() {
+                panic!("join waker dropped (deliberate test panic)");
+            }
+        }
+    }
+
+    let name = unique_name("sd-bomb");
+    let rt = build_runtime(Flavor::Multi(2), &name);
+    let slot = Arc::new(Mutex::new(Some(rt.spawn(sleep(Duration::from_millis(100))))));
+    {
+        let waker = Waker::from(Arc::new(Bomb(slot.clone())));
+        let mut handle = slot.lock().unwrap();
+        let handle = handle.as_mut().expect("just spawned");
+        assert!(std::pin::Pin::new(handle).poll(&mut Context::from_waker(&waker)).is_pending());
+    }
+    assert!(eventually(Duration::from_secs(5), || slot.lock().unwrap().is_none()), "the task completed");
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(threads_named(&name), 2, "a worker died");
+    // The runtime still works, and dropping it returns.
+    with_timeout(10, move || {
+        assert_eq!(rt.block_on(async { task::spawn(async { 7 }).await.unwrap() }), 7);
+        drop(rt)
+    });
+}

@@ -460,3 +460,21 @@ async fn timers_in_test_macro_multi_thread() {
     .await
     .unwrap();
 }
+
+/// An interval with a period too large for `Instant` arithmetic never ticks again
+/// (like `sleep(Duration::MAX)`); it used to panic on its second tick.
+#[test]
+fn interval_with_duration_max_does_not_overflow() {
+    for flavor in [Flavor::Current, Flavor::Multi(1)] {
+        with_timeout(10, move || {
+            build_runtime(flavor, &unique_name("iv-max")).block_on(async {
+                let mut iv = interval(Duration::MAX);
+                iv.tick().await;
+                assert!(timeout(Duration::from_millis(20), iv.tick()).await.is_err());
+                iv.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                iv.reset();
+                assert!(timeout(Duration::from_millis(20), iv.tick()).await.is_err());
+            })
+        });
+    }
+}

@@ -98,13 +98,11 @@ impl Runtime {
                     tb = tb.stack_size(sz);
                 }
                 let spawned = tb.spawn(move || {
-                    {
-                        let _ctx = context::enter(handle);
-                        multi_thread::run_worker(shared, index, queue);
-                    }
-                    let (count, cv) = &*exited;
-                    *count.lock().unwrap_or_else(PoisonError::into_inner) += 1;
-                    cv.notify_all();
+                    // Counted when the thread ends, also by unwinding: `join_workers`
+                    // must not wait for ever for a worker that died of a panic.
+                    let _exited = ExitGuard(exited);
+                    let _ctx = context::enter(handle);
+                    multi_thread::run_worker(shared, index, queue);
                 });
                 match spawned {
                     Ok(t) => rt.workers.push(t),
@@ -184,7 +182,8 @@ impl Runtime {
             return;
         }
         self.done = true;
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // A timeout too large for an `Instant` (`Duration::MAX`) means no deadline.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let inner = self.handle.inner.clone();
         // 1. Stop the scheduler and its workers.
         match &inner.scheduler {
@@ -245,5 +244,16 @@ impl Drop for Runtime {
 impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Runtime").field("handle", &self.handle).field("workers", &self.workers.len()).finish()
+    }
+}
+
+/// Counts a worker thread out when dropped (see `Runtime::join_workers`).
+struct ExitGuard(Arc<(Mutex<usize>, Condvar)>);
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        let (count, cv) = &*self.0;
+        *count.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        cv.notify_all();
     }
 }

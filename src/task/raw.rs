@@ -400,8 +400,12 @@ unsafe fn complete(ptr: NonNull<Header>) {
                 let _ = catch_unwind(|| waker.wake_by_ref());
             }
             if !h.state.unset_waker_after_complete().is_join_interested() {
-                // The handle was dropped meanwhile and left the slot to us.
-                *h.join_waker.get() = None;
+                // The handle was dropped meanwhile and left the slot to us. The waker is
+                // user code (its drop may panic, e.g. a waker that dropped the handle in
+                // `wake_by_ref`): contained like the wake, or it would unwind out of the
+                // worker.
+                let stale = AssertUnwindSafe((*h.join_waker.get()).take());
+                let _ = catch_unwind(move || drop(stale));
             }
         }
         if h.state.ref_dec_n(refs) {

@@ -71,16 +71,16 @@ impl Interval {
         }
         let scheduled = self.next;
         let now = Instant::now();
-        let mut next = scheduled + self.period;
+        let mut next = after(scheduled, self.period);
         if next < now {
             next = match self.behavior {
                 MissedTickBehavior::Burst => next,
-                MissedTickBehavior::Delay => now + self.period,
+                MissedTickBehavior::Delay => after(now, self.period),
                 MissedTickBehavior::Skip => {
                     let behind = now.duration_since(scheduled).as_nanos();
                     let p = self.period.as_nanos().max(1);
                     let periods = u32::try_from(behind / p + 1).unwrap_or(u32::MAX);
-                    scheduled + self.period.saturating_mul(periods)
+                    after(scheduled, self.period.saturating_mul(periods))
                 }
             };
         }
@@ -101,9 +101,15 @@ impl Interval {
 
     /// Restarts the schedule: the next tick is one period from now.
     pub fn reset(&mut self) {
-        self.next = Instant::now() + self.period;
+        self.next = after(Instant::now(), self.period);
         self.sleep.reset(self.next);
     }
+}
+
+/// `t + d`, or about thirty years from now where that overflows (a huge period: the
+/// next tick never comes, as with `sleep(Duration::MAX)`).
+fn after(t: Instant, d: Duration) -> Instant {
+    t.checked_add(d).unwrap_or_else(super::sleep::far_future)
 }
 
 use std::future::Future;
