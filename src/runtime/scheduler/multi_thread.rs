@@ -164,6 +164,11 @@
 //!   queue. The watchdog (step 6) notices within [`WATCHDOG`] (after a long busy
 //!   stretch, within about twice [`WATCHDOG_BUSY_MAX`]) and takes over both. A
 //!   retiring worker beside it turns the driver itself, since nobody else does.
+//!   **Not the LIFO slot:** it is a plain `Cell` of the worker (no atomic operation on
+//!   the wake path), so a task that this task spawned or woke last waits in it until
+//!   the task yields. A task that busy-waits for such a child therefore spins until
+//!   it gives up (tokio's LIFO slot has the same limit). Making the slot stealable
+//!   would cost an atomic swap per task run; await the child instead of spinning.
 //! * **Shutdown.** The flag is set, every worker is unparked; a worker checks the flag at
 //!   the top of its loop and in step 3. Wakes after shutdown drop the task instead of
 //!   queueing it; a worker pops and drops the tasks left in its deque when it exits, and
