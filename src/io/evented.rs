@@ -261,10 +261,16 @@ impl<T: AsRawFd> Evented<T> {
         AsyncIo { ev: self, interest, key: None, f }
     }
 
-    /// Waits until the socket has any readiness in `interest`.
-    pub(crate) async fn ready(&self, interest: Interest) -> io::Result<Ready> {
-        let mut fut = Readiness { ev: self, interest, key: None };
-        std::future::poll_fn(|cx| Pin::new(&mut fut).poll_inner(cx).map_ok(|e| e.ready)).await
+    /// Waits until the socket has any readiness in `interest` (waiter list). The future
+    /// itself, not an `async fn` around it: one small state machine for the
+    /// `readable` / `writable` / `ready` methods that return it.
+    pub(crate) fn ready(&self, interest: Interest) -> Readiness<'_, T> {
+        Readiness { ev: self, interest, key: None }
+    }
+
+    /// [`Evented::ready`] completing with `()` (`readable`, `writable`).
+    pub(crate) fn ready_unit(&self, interest: Interest) -> Discard<Readiness<'_, T>> {
+        Discard(self.ready(interest))
     }
 
     /// Deregisters and returns the socket.
@@ -295,8 +301,9 @@ impl<T: AsRawFd> Drop for Evented<T> {
     }
 }
 
-/// Future of [`Evented::ready`]: waits on the waiter list.
-struct Readiness<'a, T: AsRawFd> {
+/// Future of [`Evented::ready`]: waits on the waiter list. Dropping it removes its
+/// entry (cancel safe: no readiness is consumed by waiting).
+pub(crate) struct Readiness<'a, T: AsRawFd> {
     ev: &'a Evented<T>,
     interest: Interest,
     key: Option<usize>,
@@ -313,6 +320,25 @@ impl<T: AsRawFd> Readiness<'_, T> {
             return Poll::Ready(Err(shutdown_error()));
         }
         Poll::Ready(Ok(ev))
+    }
+}
+
+impl<T: AsRawFd> Future for Readiness<'_, T> {
+    type Output = io::Result<Ready>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<Ready>> {
+        self.poll_inner(cx).map_ok(|e| e.ready)
+    }
+}
+
+/// A readiness future whose `Ok` value is dropped.
+pub(crate) struct Discard<F>(F);
+
+impl<F: Future<Output = io::Result<Ready>> + Unpin> Future for Discard<F> {
+    type Output = io::Result<()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll(cx).map_ok(|_| ())
     }
 }
 

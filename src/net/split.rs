@@ -179,8 +179,13 @@ pub(crate) mod sealed {
 use sealed::Stream;
 
 /// Waits (waiter list) for any readiness in `interest`.
-pub(crate) async fn ready<S: Stream>(s: &S, interest: Interest) -> io::Result<Ready> {
-    s.evented().ready(interest).await
+pub(crate) fn ready<S: Stream>(s: &S, interest: Interest) -> impl Future<Output = io::Result<Ready>> + '_ {
+    s.evented().ready(interest)
+}
+
+/// Waits (waiter list) for readiness in `interest`, completing with `()`.
+pub(crate) fn ready_unit<S: Stream>(s: &S, interest: Interest) -> impl Future<Output = io::Result<()>> + '_ {
+    s.evented().ready_unit(interest)
 }
 
 /// Waits until the non-blocking `connect` started on `s` has finished, and returns `s`
@@ -477,8 +482,8 @@ macro_rules! read_half_methods {
         /// # Cancel safety
         ///
         /// Cancel safe: dropping the future loses no readiness event.
-        pub async fn readable(&self) -> io::Result<()> {
-            ready(&*self.stream, Interest::READABLE).await.map(|_| ())
+        pub fn readable(&self) -> impl Future<Output = io::Result<()>> + '_ {
+            ready_unit(&*self.stream, Interest::READABLE)
         }
 
         /// The poll form of [`read`](Self::read), for `AsyncRead`-style adapters. Uses the
@@ -560,8 +565,8 @@ macro_rules! write_half_methods {
         /// # Cancel safety
         ///
         /// Cancel safe: dropping the future loses no readiness event.
-        pub async fn writable(&self) -> io::Result<()> {
-            ready(&*self.stream, Interest::WRITABLE).await.map(|_| ())
+        pub fn writable(&self) -> impl Future<Output = io::Result<()>> + '_ {
+            ready_unit(&*self.stream, Interest::WRITABLE)
         }
 
         /// Shuts down the write direction: the peer reads end-of-stream once it has read

@@ -1059,8 +1059,8 @@ impl UdpSocket {
     /// # Ok::<(), std::io::Error>(())
     /// # }).unwrap();
     /// ```
-    pub async fn readable(&self) -> io::Result<()> {
-        self.io.ready(Interest::READABLE).await.map(|_| ())
+    pub fn readable(&self) -> impl Future<Output = io::Result<()>> + '_ {
+        self.io.ready_unit(Interest::READABLE)
     }
 
     /// Waits until the socket is writable: a datagram can probably be sent.
@@ -1086,8 +1086,8 @@ impl UdpSocket {
     /// # Ok::<(), std::io::Error>(())
     /// # }).unwrap();
     /// ```
-    pub async fn writable(&self) -> io::Result<()> {
-        self.io.ready(Interest::WRITABLE).await.map(|_| ())
+    pub fn writable(&self) -> impl Future<Output = io::Result<()>> + '_ {
+        self.io.ready_unit(Interest::WRITABLE)
     }
 
     /// Waits until the socket has any of the readiness in `interest`, and returns it.
@@ -1114,8 +1114,8 @@ impl UdpSocket {
     /// # Ok::<(), std::io::Error>(())
     /// # }).unwrap();
     /// ```
-    pub async fn ready(&self, interest: Interest) -> io::Result<Ready> {
-        self.io.ready(interest).await
+    pub fn ready(&self, interest: Interest) -> impl Future<Output = io::Result<Ready>> + '_ {
+        self.io.ready(interest)
     }
 
     // ===== addresses =====

@@ -368,8 +368,8 @@ impl TcpStream {
     /// # Cancel safety
     ///
     /// Cancel safe: dropping the future loses no readiness event.
-    pub async fn readable(&self) -> io::Result<()> {
-        split::ready(self, Interest::READABLE).await.map(|_| ())
+    pub fn readable(&self) -> impl Future<Output = io::Result<()>> + '_ {
+        split::ready_unit(self, Interest::READABLE)
     }
 
     /// Waits until the stream may be writable. A following `try_write` may still return
@@ -382,8 +382,8 @@ impl TcpStream {
     /// # Cancel safety
     ///
     /// Cancel safe: dropping the future loses no readiness event.
-    pub async fn writable(&self) -> io::Result<()> {
-        split::ready(self, Interest::WRITABLE).await.map(|_| ())
+    pub fn writable(&self) -> impl Future<Output = io::Result<()>> + '_ {
+        split::ready_unit(self, Interest::WRITABLE)
     }
 
     /// Waits for any of the readiness in `interest` and returns what is ready
@@ -412,8 +412,8 @@ impl TcpStream {
     /// # Ok::<(), std::io::Error>(())
     /// # }).unwrap();
     /// ```
-    pub async fn ready(&self, interest: Interest) -> io::Result<Ready> {
-        split::ready(self, interest).await
+    pub fn ready(&self, interest: Interest) -> impl Future<Output = io::Result<Ready>> + '_ {
+        split::ready(self, interest)
     }
 
     /// The poll form of [`read`](Self::read), for `AsyncRead`-style adapters. A read

@@ -9,6 +9,7 @@
 //! cut.
 
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
@@ -396,8 +397,8 @@ impl UnixDatagram {
     /// # Ok::<(), std::io::Error>(())
     /// # }).unwrap();
     /// ```
-    pub async fn send(&self, data: &[u8]) -> io::Result<usize> {
-        self.io.async_io(Interest::WRITABLE, |s| sys::send(s.as_fd(), data)).await
+    pub fn send<'a>(&'a self, data: &'a [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
+        self.io.async_io(Interest::WRITABLE, move |s| sys::send(s.as_fd(), data))
     }
 
     /// Receives one datagram, waiting until one arrives. A datagram longer than `buf`
@@ -427,10 +428,9 @@ impl UnixDatagram {
     /// # Ok::<(), std::io::Error>(())
     /// # }).unwrap();
     /// ```
-    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+    pub fn recv<'a>(&'a self, buf: &'a mut [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
         self.io
-            .async_io(Interest::READABLE, |s| eof_if_shut(&self.read_shut, sys::recv(s.as_fd(), buf, false), || 0))
-            .await
+            .async_io(Interest::READABLE, move |s| eof_if_shut(&self.read_shut, sys::recv(s.as_fd(), buf, false), || 0))
     }
 
     // ===== unconnected: send_to / recv_from =====
@@ -547,9 +547,16 @@ impl UnixDatagram {
     /// # Ok::<(), std::io::Error>(())
     /// # }).unwrap();
     /// ```
-    pub async fn send_to(&self, data: &[u8], addr: &UnixAddr) -> io::Result<usize> {
-        let to = addr.to_sockaddr()?;
-        self.io.async_io(Interest::WRITABLE, |s| sys::send_to(s.as_fd(), data, &to)).await
+    pub fn send_to<'a>(&'a self, data: &'a [u8], addr: &UnixAddr) -> impl Future<Output = io::Result<usize>> + 'a {
+        // A bad address fails the first poll (the operation then never runs again).
+        let (to, mut bad) = match addr.to_sockaddr() {
+            Ok(to) => (Some(to), None),
+            Err(e) => (None, Some(e)),
+        };
+        self.io.async_io(Interest::WRITABLE, move |s| match &to {
+            Some(to) => sys::send_to(s.as_fd(), data, to),
+            None => Err(bad.take().unwrap_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))),
+        })
     }
 
     /// Receives one datagram, waiting until one arrives, and says who sent it.
@@ -580,10 +587,10 @@ impl UnixDatagram {
     /// # Ok::<(), std::io::Error>(())
     /// # }).unwrap();
     /// ```
-    pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<UnixRecvFromResult> {
-        let r =
-            self.io.async_io(Interest::READABLE, |s| recv_from_or_eof(&self.read_shut, s.as_fd(), buf, false)).await?;
-        Ok(recv_result(r))
+    pub fn recv_from<'a>(&'a self, buf: &'a mut [u8]) -> impl Future<Output = io::Result<UnixRecvFromResult>> + 'a {
+        self.io.async_io(Interest::READABLE, move |s| {
+            recv_from_or_eof(&self.read_shut, s.as_fd(), buf, false).map(recv_result)
+        })
     }
 
     // ===== poll forms, for adapters =====
@@ -743,8 +750,8 @@ impl UnixDatagram {
     /// # Ok::<(), std::io::Error>(())
     /// # }).unwrap();
     /// ```
-    pub async fn readable(&self) -> io::Result<()> {
-        self.io.ready(Interest::READABLE).await.map(|_| ())
+    pub fn readable(&self) -> impl Future<Output = io::Result<()>> + '_ {
+        self.io.ready_unit(Interest::READABLE)
     }
 
     /// Waits until the socket is writable: a datagram can probably be sent.
@@ -770,8 +777,8 @@ impl UnixDatagram {
     /// # Ok::<(), std::io::Error>(())
     /// # }).unwrap();
     /// ```
-    pub async fn writable(&self) -> io::Result<()> {
-        self.io.ready(Interest::WRITABLE).await.map(|_| ())
+    pub fn writable(&self) -> impl Future<Output = io::Result<()>> + '_ {
+        self.io.ready_unit(Interest::WRITABLE)
     }
 
     /// Waits until the socket has any of the readiness in `interest`, and returns it.
@@ -797,8 +804,8 @@ impl UnixDatagram {
     /// # Ok::<(), std::io::Error>(())
     /// # }).unwrap();
     /// ```
-    pub async fn ready(&self, interest: Interest) -> io::Result<Ready> {
-        self.io.ready(interest).await
+    pub fn ready(&self, interest: Interest) -> impl Future<Output = io::Result<Ready>> + '_ {
+        self.io.ready(interest)
     }
 
     // ===== addresses and control =====
