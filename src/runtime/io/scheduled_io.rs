@@ -299,7 +299,7 @@ impl ScheduledIo {
         self.deliver(ready.as_usize(), true, wake);
     }
 
-    /// [`ScheduledIo::set_readiness`] for a driver event, which also says whether TCP
+    /// Driver side: ORs `ready` into the word (as `set_readiness`), and whether TCP
     /// urgent data is pending (`URGENT`).
     #[inline]
     pub(crate) fn set_event(&self, ready: Ready, urgent: bool, wake: &mut Vec<Waker>) {
