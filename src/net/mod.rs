@@ -32,6 +32,7 @@
 //! never a `SIGPIPE`.
 
 mod addr;
+mod backoff;
 pub mod split;
 pub mod tcp;
 mod udp;

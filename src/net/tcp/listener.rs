@@ -13,17 +13,11 @@
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use super::{TcpSocket, TcpStream};
 use crate::io::{Evented, Interest};
+use crate::net::backoff::AcceptBackoff;
 use crate::net::Address;
-
-/// First back-off after a descriptor-exhaustion error.
-const BACKOFF_MIN: Duration = Duration::from_millis(10);
-/// Longest back-off.
-const BACKOFF_MAX: Duration = Duration::from_millis(100);
 
 /// A TCP socket listening for connections.
 ///
@@ -70,7 +64,7 @@ pub struct TcpListener {
     io: Evented<mio::net::TcpListener>,
     /// Milliseconds the next `accept` waits before trying (0: none); set after
     /// `EMFILE`/`ENFILE`, cleared by a successful accept.
-    backoff_ms: AtomicU64,
+    backoff: AcceptBackoff,
 }
 
 /// An accepted connection: the stream and the peer's address.
@@ -84,7 +78,7 @@ pub struct AcceptResult {
 
 impl TcpListener {
     pub(crate) fn from_mio(io: mio::net::TcpListener) -> io::Result<TcpListener> {
-        Ok(TcpListener { io: Evented::new(io), backoff_ms: AtomicU64::new(0) })
+        Ok(TcpListener { io: Evented::new(io), backoff: AcceptBackoff::default() })
     }
 
     /// Binds to `addr` and listens, with `SO_REUSEADDR` set (a restarted server can
@@ -176,30 +170,16 @@ impl TcpListener {
     /// # }).unwrap();
     /// ```
     pub async fn accept(&self) -> io::Result<AcceptResult> {
-        let backoff = self.backoff_ms.load(Ordering::Relaxed);
-        if backoff > 0 {
-            crate::time::sleep(Duration::from_millis(backoff)).await;
-        }
+        self.backoff.wait().await;
         let accepted = self.io.async_io(Interest::READABLE, |l| l.accept()).await;
         self.finish(accepted)
     }
 
     /// Wraps an accepted socket and keeps the back-off state up to date.
     fn finish(&self, accepted: io::Result<(mio::net::TcpStream, std::net::SocketAddr)>) -> io::Result<AcceptResult> {
-        match accepted {
-            Ok((stream, peer)) => {
-                self.backoff_ms.store(0, Ordering::Relaxed);
-                Ok(AcceptResult { stream: TcpStream::from_mio(stream)?, peer_addr: Address::from(peer) })
-            }
-            Err(e) => {
-                if is_out_of_descriptors(&e) {
-                    let prev = self.backoff_ms.load(Ordering::Relaxed);
-                    let next = (prev * 2).clamp(BACKOFF_MIN.as_millis() as u64, BACKOFF_MAX.as_millis() as u64);
-                    self.backoff_ms.store(next, Ordering::Relaxed);
-                }
-                Err(e)
-            }
-        }
+        self.backoff.record(&accepted);
+        let (stream, peer) = accepted?;
+        Ok(AcceptResult { stream: TcpStream::from_mio(stream)?, peer_addr: Address::from(peer) })
     }
 
     /// The local address the listener is bound to (with the real port after binding
@@ -246,11 +226,6 @@ impl TcpListener {
         listener.set_nonblocking(false)?;
         Ok(listener)
     }
-}
-
-/// Whether `e` is `EMFILE` (process out of descriptors) or `ENFILE` (system out).
-fn is_out_of_descriptors(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
 }
 
 impl AsRawFd for TcpListener {

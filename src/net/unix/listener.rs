@@ -9,6 +9,7 @@ use socket2::{Domain, Socket, Type};
 
 use super::{UnixAddr, UnixStream};
 use crate::io::{Evented, Interest};
+use crate::net::backoff::AcceptBackoff;
 
 /// A Unix domain socket listening for stream connections.
 ///
@@ -46,6 +47,7 @@ use crate::io::{Evented, Interest};
 /// ```
 pub struct UnixListener {
     io: Evented<mio::net::UnixListener>,
+    backoff: AcceptBackoff,
 }
 
 /// An accepted Unix connection: the stream and the peer's address (usually unnamed,
@@ -103,7 +105,7 @@ impl UnixListener {
         socket.bind(&sockaddr)?;
         socket.listen(1024)?;
         let std = std::os::unix::net::UnixListener::from(OwnedFd::from(socket));
-        Ok(UnixListener { io: Evented::new(mio::net::UnixListener::from_std(std)) })
+        Ok(UnixListener { io: Evented::new(mio::net::UnixListener::from_std(std)), backoff: AcceptBackoff::default() })
     }
 
     /// Accepts a pending connection without waiting: `Ok(None)` if none is queued.
@@ -113,25 +115,34 @@ impl UnixListener {
     ///
     /// `EMFILE`/`ENFILE` when out of descriptors; other OS errors.
     pub fn try_accept(&self) -> io::Result<Option<UnixAcceptResult>> {
-        match self.io.try_io(Interest::READABLE, |l| l.accept())? {
-            Some(conn) => finish(conn).map(Some),
-            None => Ok(None),
-        }
+        let conn = match self.io.try_io(Interest::READABLE, |l| l.accept()) {
+            Ok(None) => return Ok(None),
+            Ok(Some(conn)) => Ok(conn),
+            Err(e) => Err(e),
+        };
+        self.backoff.record(&conn);
+        finish(conn?).map(Some)
     }
 
     /// Waits for a connection and accepts it.
     ///
     /// # Errors
     ///
-    /// `EMFILE`/`ENFILE` when out of descriptors; an error if the runtime driving the
-    /// socket has shut down; other OS errors.
+    /// `EMFILE`/`ENFILE` when out of descriptors: the error is returned and the next
+    /// `accept` on this listener first sleeps a short back-off (10 ms, growing to
+    /// 100 ms) so that a loop that retries does not spin a core, as
+    /// [`TcpListener::accept`](crate::net::TcpListener::accept) does. An error if the
+    /// runtime driving the socket has shut down; other OS errors.
     ///
     /// # Cancel safety
     ///
     /// Cancel safe: if the future is dropped before it completes, no connection was
     /// taken from the queue.
     pub async fn accept(&self) -> io::Result<UnixAcceptResult> {
-        finish(self.io.async_io(Interest::READABLE, |l| l.accept()).await?)
+        self.backoff.wait().await;
+        let accepted = self.io.async_io(Interest::READABLE, |l| l.accept()).await;
+        self.backoff.record(&accepted);
+        finish(accepted?)
     }
 
     /// The address the listener is bound to.
@@ -150,7 +161,10 @@ impl UnixListener {
     /// The OS error if the mode cannot be changed.
     pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
         listener.set_nonblocking(true)?;
-        Ok(UnixListener { io: Evented::new(mio::net::UnixListener::from_std(listener)) })
+        Ok(UnixListener {
+            io: Evented::new(mio::net::UnixListener::from_std(listener)),
+            backoff: AcceptBackoff::default(),
+        })
     }
 
     /// Turns this listener back into a `std::os::unix::net::UnixListener`, deregistered

@@ -1,0 +1,92 @@
+//! The accept back-off shared by every listener (TCP and Unix).
+//!
+//! Out of descriptors (`EMFILE` for the process, `ENFILE` for the system), `accept`
+//! fails but the connection stays queued, so the listening socket stays readable: a
+//! loop that logs the error and accepts again would spin a core for as long as the
+//! shortage lasts. So the failing `accept` returns its error and arms a back-off, and
+//! the next `accept` on that listener first sleeps it: 10 ms, doubling to 100 ms while
+//! the errors go on, back to nothing after a success.
+//!
+//! The sleep needs a timer. Inside a runtime that is the runtime's; outside, the
+//! fallback driver's, which may itself fail to start in exactly this situation (its
+//! epoll instance needs a descriptor). Then the back-off blocks the thread for the same
+//! time instead: a foreign executor's thread stalls for at most 100 ms, where a
+//! `Sleep` would panic and no sleep at all would spin.
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// First back-off after a descriptor-exhaustion error.
+const MIN: Duration = Duration::from_millis(10);
+/// Longest back-off.
+const MAX: Duration = Duration::from_millis(100);
+
+/// A listener's back-off state: the milliseconds the next `accept` waits first.
+#[derive(Debug, Default)]
+pub(crate) struct AcceptBackoff {
+    ms: AtomicU64,
+}
+
+impl AcceptBackoff {
+    /// Sleeps the armed back-off, if any (see the module doc).
+    pub(crate) async fn wait(&self) {
+        let ms = self.ms.load(Ordering::Relaxed);
+        if ms == 0 {
+            return;
+        }
+        let pause = Duration::from_millis(ms);
+        if crate::runtime::context::driver().is_ok() {
+            crate::time::sleep(pause).await;
+        } else {
+            std::thread::sleep(pause);
+        }
+    }
+
+    /// Records the outcome of an `accept`: a success disarms the back-off, running out
+    /// of descriptors arms or doubles it.
+    pub(crate) fn record<T>(&self, accepted: &io::Result<T>) {
+        match accepted {
+            Ok(_) => {
+                if self.ms.load(Ordering::Relaxed) != 0 {
+                    self.ms.store(0, Ordering::Relaxed);
+                }
+            }
+            Err(e) if is_out_of_descriptors(e) => {
+                let prev = self.ms.load(Ordering::Relaxed);
+                let next = (prev * 2).clamp(MIN.as_millis() as u64, MAX.as_millis() as u64);
+                self.ms.store(next, Ordering::Relaxed);
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Whether `e` is `EMFILE` (process out of descriptors) or `ENFILE` (system out).
+fn is_out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arms_doubles_caps_and_disarms() {
+        let b = AcceptBackoff::default();
+        let emfile: io::Result<()> = Err(io::Error::from_raw_os_error(libc::EMFILE));
+        let other: io::Result<()> = Err(io::Error::from(io::ErrorKind::ConnectionAborted));
+        b.record(&other);
+        assert_eq!(b.ms.load(Ordering::Relaxed), 0, "only descriptor shortage arms it");
+        b.record(&emfile);
+        assert_eq!(b.ms.load(Ordering::Relaxed), 10);
+        b.record(&Err::<(), _>(io::Error::from_raw_os_error(libc::ENFILE)));
+        assert_eq!(b.ms.load(Ordering::Relaxed), 20);
+        for _ in 0..10 {
+            b.record(&emfile);
+        }
+        assert_eq!(b.ms.load(Ordering::Relaxed), 100);
+        b.record(&Ok(()));
+        assert_eq!(b.ms.load(Ordering::Relaxed), 0);
+    }
+}
