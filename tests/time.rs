@@ -478,3 +478,48 @@ fn interval_with_duration_max_does_not_overflow() {
         });
     }
 }
+
+/// A waker whose drop drops another sleep of the same driver (a waker that owns a task
+/// owning a `Sleep`): the wheel must not drop it under its own lock, or that sleep's
+/// drop deadlocks on the lock and every timer of the driver stops.
+#[test]
+fn a_waker_dropped_by_the_wheel_may_drop_another_timer() {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Wake, Waker};
+
+    struct Noop;
+    impl Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+    /// A waker owning a sleep: dropping the last waker drops the sleep.
+    struct OwnsSleep(#[allow(dead_code)] Mutex<Pin<Box<blitz_io::time::Sleep>>>);
+    impl Wake for OwnsSleep {
+        fn wake(self: Arc<Self>) {}
+    }
+
+    with_timeout(10, || {
+        let rt = build_runtime(Flavor::Current, &unique_name("wheel-drop"));
+        rt.block_on(async {
+            let noop = Waker::from(Arc::new(Noop));
+            for replace in [true, false] {
+                let mut inner = Box::pin(sleep(Duration::from_secs(100)));
+                assert!(inner.as_mut().poll(&mut Context::from_waker(&noop)).is_pending());
+                let mut outer = Box::pin(sleep(Duration::from_secs(100)));
+                {
+                    let owner = Waker::from(Arc::new(OwnsSleep(Mutex::new(inner))));
+                    assert!(outer.as_mut().poll(&mut Context::from_waker(&owner)).is_pending());
+                } // now the wheel holds the only reference to `owner`
+                if replace {
+                    // A poll with another waker replaces (drops) the owning one.
+                    assert!(outer.as_mut().poll(&mut Context::from_waker(&noop)).is_pending());
+                } else {
+                    // Dropping the sleep removes its timer and drops the owning waker.
+                    drop(outer);
+                }
+            }
+            // The driver's timers still work.
+            sleep(Duration::from_millis(5)).await;
+        });
+    });
+}

@@ -79,25 +79,39 @@ impl TimeHandle {
     /// Adds a timer. Returns `true` if the driver must be unparked to honour it.
     pub(crate) fn insert(&self, deadline: Instant, waker: &Waker) -> (TimerId, bool) {
         let tick = self.deadline_to_tick(deadline);
+        // Cloned before locking: a waker's clone is user code (see `poll`).
+        let waker = waker.clone();
         let mut wheel = self.wheel();
-        let id = wheel.insert(tick, waker.clone());
+        let id = wheel.insert(tick, waker);
         self.next_tick.fetch_min(tick, Ordering::SeqCst);
         let unpark = tick < self.parked_until.load(Ordering::SeqCst);
         (id, unpark)
     }
 
     /// Polls timer `id`: `true` once it fired, else stores `waker`.
+    ///
+    /// A waker the wheel lets go of is dropped after the lock is released: its drop is
+    /// user code, which may drop another timer of this driver (a waker owning a task
+    /// that owns a `Sleep`) and would deadlock on the wheel's lock. (A replacement
+    /// waker is still cloned under the lock, only when it would wake another task.)
     pub(crate) fn poll(&self, id: TimerId, waker: &Waker) -> bool {
-        self.wheel().poll(id, waker)
+        let (fired, displaced) = self.wheel().poll_take(id, waker);
+        drop(displaced);
+        fired
     }
 
-    /// Cancels timer `id` (a stale id is ignored).
+    /// Cancels timer `id` (a stale id is ignored). Its waker is dropped outside the lock
+    /// (see `poll`).
     pub(crate) fn remove(&self, id: TimerId) {
-        let mut wheel = self.wheel();
-        wheel.remove(id);
-        if wheel.is_empty() {
-            self.next_tick.store(NO_TIMER, Ordering::SeqCst);
-        }
+        let waker = {
+            let mut wheel = self.wheel();
+            let waker = wheel.remove_take(id);
+            if wheel.is_empty() {
+                self.next_tick.store(NO_TIMER, Ordering::SeqCst);
+            }
+            waker
+        };
+        drop(waker);
     }
 
     /// Moves timer `id` to `deadline`; `Some(unpark)` on success, `None` if it was stale.

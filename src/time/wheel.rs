@@ -294,39 +294,46 @@ impl Wheel {
     /// stale. A stale id also returns `true` (its timer fired and was consumed, or was
     /// removed). Otherwise the timer is still pending: `waker` replaces the stored waker
     /// (cloned only if it would not wake the same task) and `false` is returned.
+    #[cfg(test)]
     pub(crate) fn poll(&mut self, id: TimerId, waker: &Waker) -> bool {
+        self.poll_take(id, waker).0
+    }
+
+    /// [`Wheel::poll`], also handing back the waker it displaced (replaced, or freed
+    /// with the entry) for the caller to drop *after* unlocking the wheel: a waker's
+    /// drop is user code and may itself drop a timer of this wheel.
+    pub(crate) fn poll_take(&mut self, id: TimerId, waker: &Waker) -> (bool, Option<Waker>) {
         let Some(entry) = self.live_mut(id) else {
-            return true;
+            return (true, None);
         };
         match entry.state {
-            State::Pending(_) => {
-                match &mut entry.waker {
-                    Some(stored) if stored.will_wake(waker) => {}
-                    stored => *stored = Some(waker.clone()),
-                }
-                false
-            }
-            State::Fired => {
-                self.release(id.index);
-                true
-            }
+            State::Pending(_) => match &mut entry.waker {
+                Some(stored) if stored.will_wake(waker) => (false, None),
+                stored => (false, stored.replace(waker.clone())),
+            },
+            State::Fired => (true, self.release(id.index)),
             // `live_mut` never returns a free entry.
-            State::Free => true,
+            State::Free => (true, None),
         }
     }
 
     /// Cancels a timer and frees its entry (called from the owner's `Drop`). O(1).
     ///
     /// Works for pending and fired-but-unpolled timers alike; stale ids are ignored.
+    #[cfg(test)]
     pub(crate) fn remove(&mut self, id: TimerId) {
-        let Some(entry) = self.live_mut(id) else {
-            return;
-        };
+        drop(self.remove_take(id));
+    }
+
+    /// [`Wheel::remove`], handing back the entry's waker to be dropped after unlocking
+    /// (see [`Wheel::poll_take`]).
+    pub(crate) fn remove_take(&mut self, id: TimerId) -> Option<Waker> {
+        let entry = self.live_mut(id)?;
         if let State::Pending(_) = entry.state {
             self.unlink(id.index);
             self.pending -= 1;
         }
-        self.release(id.index);
+        self.release(id.index)
     }
 
     /// Moves a timer to a new deadline `when` (for `Sleep::reset` and `Interval`). O(1).
@@ -429,16 +436,17 @@ impl Wheel {
         index
     }
 
-    /// Frees an unlinked entry: drops its waker, bumps its generation and pushes it on
-    /// the free list.
-    fn release(&mut self, index: u32) {
+    /// Frees an unlinked entry: takes its waker (returned, to be dropped outside the
+    /// lock), bumps its generation and pushes it on the free list.
+    fn release(&mut self, index: u32) -> Option<Waker> {
         let entry = &mut self.entries[index as usize];
         entry.state = State::Free;
-        entry.waker = None;
+        let waker = entry.waker.take();
         entry.generation = entry.generation.wrapping_add(1);
         entry.prev = NIL;
         entry.next = self.free_head;
         self.free_head = index;
+        waker
     }
 
     /// Computes the slot for a deadline relative to the current tick (see the module docs).
