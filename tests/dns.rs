@@ -1,6 +1,8 @@
 //! `lookup_host` (blocking pool inside a runtime, a plain thread outside), `connect_host`
 //! (tries every address), `connect` with a host name, and bad input.
 
+mod support;
+
 use std::future::Future;
 use std::io::ErrorKind;
 use std::time::Duration;
@@ -100,4 +102,19 @@ async fn bad_input_is_invalid_input() {
         }
     })
     .await
+}
+
+/// A lookup whose blocking job the pool refuses (the runtime is gone) fails with a
+/// plain error, not `Interrupted`: callers retry `Interrupted` at once, and this would
+/// never succeed.
+#[test]
+fn lookup_after_the_runtime_is_gone_is_not_interrupted() {
+    support::with_timeout(10, || {
+        let rt = blitz_io::runtime::Builder::new_current_thread().build().unwrap();
+        let handle = rt.handle().clone();
+        drop(rt);
+        let err = handle.block_on(blitz_io::net::lookup_host("localhost", 80)).unwrap_err();
+        assert_ne!(err.kind(), std::io::ErrorKind::Interrupted, "{err}");
+        assert!(err.to_string().contains("cancelled"), "{err}");
+    });
 }

@@ -207,9 +207,12 @@ impl fmt::Debug for JoinError {
 
 impl std::error::Error for JoinError {}
 
+/// An `io::Error` of kind `Other` saying what happened ("task was cancelled", "task
+/// panicked: ..."), with the `JoinError` as its source. Not `Interrupted`: callers
+/// retry an `Interrupted` call at once, and a task cancelled by its runtime's shutdown
+/// stays cancelled, so such a retry loop would spin for ever.
 impl From<JoinError> for std::io::Error {
     fn from(e: JoinError) -> std::io::Error {
-        let kind = if e.is_cancelled() { std::io::ErrorKind::Interrupted } else { std::io::ErrorKind::Other };
-        std::io::Error::new(kind, e.to_string())
+        std::io::Error::other(e)
     }
 }
