@@ -368,7 +368,11 @@ fn parse_args(kind: Kind, args: TokenStream) -> Result<Config, Error> {
                 if krate.is_some() {
                     return Err(duplicate());
                 }
+                // Only a path (identifiers separated by `::`) is parsed: `TokenStream`'s
+                // parser panics inside the compiler on lexer errors (an unterminated
+                // quote or comment) instead of returning `Err`.
                 let path = string_value(&value)
+                    .filter(|s| is_path(s))
                     .and_then(|s| s.parse::<TokenStream>().ok())
                     .filter(|ts| !ts.is_empty());
                 match path {
@@ -831,4 +835,37 @@ fn attribute(contents: TokenStream) -> [TokenTree; 2] {
 /// `name(args)`
 fn method_call_tail(name: &str, args: TokenStream) -> [TokenTree; 2] {
     [ident(name, Span::call_site()), group(Delimiter::Parenthesis, args)]
+}
+
+/// Whether `s` is a Rust path such as `::blitz_io`, `blitz_io` or `my::reexport` (with
+/// an optional leading `::`; `r#` raw identifiers allowed): the only strings the `crate`
+/// argument hands to the token parser.
+fn is_path(s: &str) -> bool {
+    let s = s.trim();
+    let s = s.strip_prefix("::").unwrap_or(s);
+    !s.is_empty()
+        && s.split("::").all(|seg| {
+            let seg = seg.trim();
+            let ident = seg.strip_prefix("r#").unwrap_or(seg);
+            let mut chars = ident.chars();
+            matches!(chars.next(), Some(c) if c == '_' || c.is_alphabetic())
+                && chars.all(|c| c == '_' || c.is_alphanumeric())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_path;
+
+    #[test]
+    fn only_paths_reach_the_token_parser() {
+        for ok in ["::blitz_io", "blitz_io", "my::reexport::blitz_io", " ::a :: b ", "r#crate_x", "_x1"] {
+            assert!(is_path(ok), "{ok:?}");
+        }
+        // Strings the token parser would panic on (unterminated quote, comment, raw
+        // string), and other things that are not paths.
+        for bad in ["'", "/* x", "b'", "r#", "\"", "", "::", "a::", "1abc", "a b", "a-b", "a::<T>", "a;b"] {
+            assert!(!is_path(bad), "{bad:?}");
+        }
+    }
 }
