@@ -230,3 +230,45 @@ fn debug_and_fd() {
     assert!(s.as_raw_fd() >= 0);
     assert!(format!("{s:?}").contains("V4"));
 }
+
+/// `bind` then `listen` (tokio's order) works: `listen` does not bind a bound socket
+/// again when given its address, or the same IP with port 0. A different address is
+/// `InvalidInput` saying so, not a bare `EINVAL`.
+#[blitz_io::test]
+async fn bind_then_listen_does_not_bind_twice() {
+    let s = TcpSocket::new_v4().unwrap();
+    s.bind(Address::loopback_v4(0)).unwrap();
+    let addr = s.local_addr().unwrap();
+    let listener = s.listen(addr, 16).unwrap();
+    assert_eq!(listener.local_addr().unwrap(), addr);
+    let _client = blitz_io::net::TcpStream::connect(addr).await.unwrap();
+    listener.accept().await.unwrap();
+
+    let s = TcpSocket::new_v4().unwrap();
+    s.bind(Address::loopback_v4(0)).unwrap();
+    let addr = s.local_addr().unwrap();
+    assert_eq!(s.listen(Address::loopback_v4(0), 16).unwrap().local_addr().unwrap(), addr);
+
+    let s = TcpSocket::new_v4().unwrap();
+    s.bind(Address::loopback_v4(0)).unwrap();
+    let other = Address::parse("127.0.0.2:0").unwrap();
+    let err = s.listen(other, 16).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("already bound"), "{err}");
+}
+
+/// On a dual-stack IPv6 socket talking to an IPv4 peer the packets are IPv4: `set_ttl`
+/// must set `IP_TTL` (it set only the IPv6 hop limit, leaving the real TTL at 64).
+#[blitz_io::test]
+async fn set_ttl_on_a_v4_mapped_stream_sets_the_ipv4_ttl() {
+    let Ok(listener) = TcpSocket::new_v6().and_then(|s| s.listen(Address::parse("[::]:0").unwrap(), 8)) else {
+        return; // no IPv6 here
+    };
+    let port = listener.local_addr().unwrap().port();
+    let _client = blitz_io::net::TcpStream::connect(Address::loopback_v4(port)).await.unwrap();
+    let stream = listener.accept().await.unwrap().stream;
+    assert!(stream.local_addr().unwrap().is_ipv6(), "a dual-stack socket");
+    stream.set_ttl(7).unwrap();
+    assert_eq!(stream.ttl().unwrap(), 7);
+    assert_eq!(socket2::SockRef::from(&stream).ttl_v4().unwrap(), 7, "IP_TTL itself");
+}

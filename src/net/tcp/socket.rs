@@ -330,11 +330,25 @@ impl TcpSocket {
     /// Binds to `addr` and starts listening with the given backlog (queued, completed
     /// handshakes waiting for `accept`; the kernel caps it at `somaxconn`).
     ///
+    /// A socket already bound with [`bind`](Self::bind) (the order tokio's `TcpSocket`
+    /// uses) is not bound again when `addr` is that address, or the same IP with port
+    /// 0: it just starts listening.
+    ///
     /// # Errors
     ///
-    /// As [`bind`](Self::bind); the OS error from `listen`.
+    /// As [`bind`](Self::bind); `InvalidInput` if the socket is already bound to a
+    /// different address; the OS error from `listen`.
     pub fn listen(self, addr: impl Into<Address>, backlog: u32) -> io::Result<TcpListener> {
-        self.bind(addr)?;
+        let addr = self.check_family(addr.into())?;
+        let bound = self.local_addr()?;
+        if bound.port() == 0 {
+            self.bind(addr)?;
+        } else if !(bound == addr || (addr.port() == 0 && bound.ip() == addr.ip())) {
+            return Err(invalid_input(format!(
+                "the socket is already bound to {bound}, not {addr}: call listen with the bound \
+                 address, or skip bind (listen binds)"
+            )));
+        }
         self.inner.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
         TcpListener::from_mio(mio::net::TcpListener::from_std(std::net::TcpListener::from(self.inner)))
     }

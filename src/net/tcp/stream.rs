@@ -568,7 +568,8 @@ impl TcpStream {
     }
 
     /// Sets the IP time-to-live of outgoing packets (`IP_TTL`, or `IPV6_UNICAST_HOPS` on
-    /// an IPv6 connection).
+    /// an IPv6 connection; `IP_TTL` on a dual-stack socket talking to an IPv4 peer,
+    /// whose packets are IPv4).
     ///
     /// # Errors
     ///
@@ -577,10 +578,20 @@ impl TcpStream {
         if ttl == 0 || ttl > 255 {
             return Err(crate::error::invalid_input(format!("TTL must be between 1 and 255, got {ttl}")));
         }
-        match self.local_addr()? {
-            a if a.is_ipv4() => SockRef::from(self.io.get()).set_ttl_v4(ttl),
-            _ => SockRef::from(self.io.get()).set_unicast_hops_v6(ttl),
+        if self.sends_ipv4()? {
+            SockRef::from(self.io.get()).set_ttl_v4(ttl)
+        } else {
+            SockRef::from(self.io.get()).set_unicast_hops_v6(ttl)
         }
+    }
+
+    /// Whether the packets this stream sends are IPv4: an IPv4 socket, or an IPv6 one
+    /// whose local address is IPv4-mapped (`::ffff:a.b.c.d`, a dual-stack connection).
+    fn sends_ipv4(&self) -> io::Result<bool> {
+        Ok(match self.local_addr()?.ip() {
+            std::net::IpAddr::V4(_) => true,
+            std::net::IpAddr::V6(ip) => ip.to_ipv4_mapped().is_some(),
+        })
     }
 
     /// The IP time-to-live of outgoing packets.
@@ -589,9 +600,10 @@ impl TcpStream {
     ///
     /// The OS error from `getsockopt`.
     pub fn ttl(&self) -> io::Result<u32> {
-        match self.local_addr()? {
-            a if a.is_ipv4() => SockRef::from(self.io.get()).ttl_v4(),
-            _ => SockRef::from(self.io.get()).unicast_hops_v6(),
+        if self.sends_ipv4()? {
+            SockRef::from(self.io.get()).ttl_v4()
+        } else {
+            SockRef::from(self.io.get()).unicast_hops_v6()
         }
     }
 
