@@ -361,3 +361,43 @@ async fn std_conversions_and_peek() {
     })
     .await
 }
+
+/// A listener whose accept queue is full: Linux refuses a non-blocking Unix connect with
+/// `EAGAIN`. `connect` waits for room, as a blocking connect does, instead of failing
+/// with `WouldBlock`; it completes once the listener accepts.
+#[blitz_io::test]
+async fn connect_to_a_full_accept_queue_waits_for_room() {
+    bounded(async {
+        let dir = TempDir::new();
+        let path = dir.path("full.sock");
+        let raw = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None).unwrap();
+        raw.bind(&socket2::SockAddr::unix(&path).unwrap()).unwrap();
+        raw.listen(0).unwrap();
+        let listener =
+            UnixListener::from_std(std::os::unix::net::UnixListener::from(std::os::fd::OwnedFd::from(raw))).unwrap();
+        // Fill the queue until a raw non-blocking connect is refused.
+        let mut queued = Vec::new();
+        loop {
+            let s = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None).unwrap();
+            s.set_nonblocking(true).unwrap();
+            match s.connect(&socket2::SockAddr::unix(&path).unwrap()) {
+                Ok(()) => queued.push(s),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => panic!("{e}"),
+            }
+            assert!(queued.len() < 100, "the queue never filled");
+        }
+        let accepter = blitz_io::task::spawn(async move {
+            blitz_io::time::sleep(Duration::from_millis(100)).await;
+            for _ in 0..=queued.len() {
+                listener.accept().await.unwrap();
+            }
+        });
+        let start = Instant::now();
+        let client = UnixStream::connect(&path).await.expect("connect waits for room");
+        assert!(start.elapsed() >= Duration::from_millis(50), "it had to wait for the accept");
+        assert!(client.peer_addr().unwrap().as_pathname().is_some());
+        accepter.await.unwrap();
+    })
+    .await
+}

@@ -10,6 +10,7 @@ use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::path::Path;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
 
@@ -87,8 +88,11 @@ impl UnixStream {
     /// - `NotFound` if nothing exists at `path`; `ConnectionRefused` if the file is not
     ///   a listening socket (for example a stale one whose listener is gone);
     ///   `PermissionDenied`.
-    /// - `WouldBlock` if the listener's accept queue is full (Linux refuses rather than
-    ///   queue a Unix connect).
+    ///
+    /// A listener whose accept queue is full does not fail the connect: as a blocking
+    /// `connect` would, the future waits until there is room (Linux refuses a
+    /// non-blocking Unix connect then, so it tries again every few milliseconds, at most
+    /// 50 ms apart). Bound the wait with [`timeout`](crate::time::timeout).
     ///
     /// # Cancel safety
     ///
@@ -132,10 +136,21 @@ impl UnixStream {
         let sockaddr = addr.to_sockaddr()?;
         let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
         socket.set_nonblocking(true)?;
-        match socket.connect(&sockaddr) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-            Err(e) => return Err(e),
+        // A listener whose backlog is full makes a non-blocking Unix connect fail with
+        // `EAGAIN` (not `EINPROGRESS`: nothing is pending, and no readiness will say when
+        // there is room). A blocking connect would wait for room; so does this one, by
+        // trying again after a pause (1 ms, doubling to 50 ms).
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match socket.connect(&sockaddr) {
+                Ok(()) => break,
+                Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    crate::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                Err(e) => return Err(e),
+            }
         }
         let std = std::os::unix::net::UnixStream::from(std::os::fd::OwnedFd::from(socket));
         split::connected(UnixStream::from_mio(mio::net::UnixStream::from_std(std))?).await
