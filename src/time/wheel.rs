@@ -294,7 +294,7 @@ impl Wheel {
     /// stale. A stale id also returns `true` (its timer fired and was consumed, or was
     /// removed). Otherwise the timer is still pending: `waker` replaces the stored waker
     /// (cloned only if it would not wake the same task) and `false` is returned.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn poll(&mut self, id: TimerId, waker: &Waker) -> bool {
         self.poll_take(id, waker).0
     }
@@ -320,7 +320,7 @@ impl Wheel {
     /// Cancels a timer and frees its entry (called from the owner's `Drop`). O(1).
     ///
     /// Works for pending and fired-but-unpolled timers alike; stale ids are ignored.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn remove(&mut self, id: TimerId) {
         drop(self.remove_take(id));
     }
