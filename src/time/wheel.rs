@@ -2,8 +2,8 @@
 //!
 //! The time driver (`time/driver.rs`) owns one [`Wheel`] behind its lock. `Sleep`,
 //! `Timeout` and `Interval` register deadlines with [`Wheel::insert`], re-arm them with
-//! [`Wheel::reset`], check them with [`Wheel::poll`] and cancel them with
-//! [`Wheel::remove`]. When the driver parks it sleeps at most until
+//! [`Wheel::reset`], check them with [`Wheel::poll_take`] and cancel them with
+//! [`Wheel::remove_take`]. When the driver parks it sleeps at most until
 //! [`Wheel::next_expiration`], and after waking it calls [`Wheel::advance`], which hands back
 //! the wakers of every due timer so that the driver can wake them *after* releasing its
 //! lock. The wheel itself knows nothing about clocks or threads: time is a plain `u64`
@@ -95,7 +95,7 @@
 //! # Fired entries
 //!
 //! A fired entry stays in the slab (out of every slot list) until its owner either polls
-//! it ([`Wheel::poll`] returns `true` and frees it) or drops it ([`Wheel::remove`] frees
+//! it ([`Wheel::poll_take`] returns `true` and frees it) or drops it ([`Wheel::remove_take`] frees
 //! it), so nothing leaks and a late poll still learns that the timer elapsed.
 //! [`Wheel::reset`] may re-arm a fired entry.
 
@@ -127,7 +127,7 @@ const NIL: u32 = u32::MAX;
 /// Identifies one timer in the wheel; stale ids (after fire/remove) are detected by a generation.
 ///
 /// An id stays valid while its timer is pending and while it has fired but not yet been
-/// polled; [`Wheel::poll`] returning `true` or [`Wheel::remove`] frees the entry and makes
+/// polled; [`Wheel::poll_take`] returning `true` or [`Wheel::remove_take`] frees the entry and makes
 /// the id stale.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TimerId {
@@ -288,20 +288,22 @@ impl Wheel {
         TimerId { index, generation: self.entries[index as usize].generation }
     }
 
+    /// [`Wheel::poll_take`], dropping the displaced waker here (tests, the fuzzing shim).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn poll(&mut self, id: TimerId, waker: &Waker) -> bool {
+        self.poll_take(id, waker).0
+    }
+
     /// Checks a timer on behalf of the future that owns it.
     ///
     /// Returns `true` if the timer has fired; its entry is then freed and `id` becomes
     /// stale. A stale id also returns `true` (its timer fired and was consumed, or was
     /// removed). Otherwise the timer is still pending: `waker` replaces the stored waker
     /// (cloned only if it would not wake the same task) and `false` is returned.
-    #[cfg(any(test, feature = "fuzzing"))]
-    pub(crate) fn poll(&mut self, id: TimerId, waker: &Waker) -> bool {
-        self.poll_take(id, waker).0
-    }
-
-    /// [`Wheel::poll`], also handing back the waker it displaced (replaced, or freed
-    /// with the entry) for the caller to drop *after* unlocking the wheel: a waker's
-    /// drop is user code and may itself drop a timer of this wheel.
+    ///
+    /// The waker it displaces (replaced, or freed with the entry) is handed back for
+    /// the caller to drop *after* unlocking the wheel: a waker's drop is user code and
+    /// may itself drop a timer of this wheel.
     pub(crate) fn poll_take(&mut self, id: TimerId, waker: &Waker) -> (bool, Option<Waker>) {
         let Some(entry) = self.live_mut(id) else {
             return (true, None);
@@ -325,8 +327,8 @@ impl Wheel {
         drop(self.remove_take(id));
     }
 
-    /// [`Wheel::remove`], handing back the entry's waker to be dropped after unlocking
-    /// (see [`Wheel::poll_take`]).
+    /// Cancels a timer (a stale id is ignored) and frees its entry, handing back the
+    /// entry's waker to be dropped after unlocking (see [`Wheel::poll_take`]).
     pub(crate) fn remove_take(&mut self, id: TimerId) -> Option<Waker> {
         let entry = self.live_mut(id)?;
         if let State::Pending(_) = entry.state {
@@ -339,7 +341,7 @@ impl Wheel {
     /// Moves a timer to a new deadline `when` (for `Sleep::reset` and `Interval`). O(1).
     ///
     /// A pending timer keeps its waker. A fired but not yet polled timer is re-armed
-    /// without a waker: the owner's next [`poll`](Wheel::poll) stores one, and if the
+    /// without a waker: the owner's next [`poll`](Wheel::poll_take) stores one, and if the
     /// timer fires before that, the poll still reports it. As with
     /// [`insert`](Wheel::insert), `when <= now()` fires on the next advance.
     ///
