@@ -817,3 +817,29 @@ fn multicast_calls_reject_bad_groups_and_families() {
     assert!(e.to_string().contains("IPv6 socket"), "{e}");
     // (Linux lets an IPv6 socket join an IPv4 group: no family error the other way.)
 }
+
+/// One-byte IP options refuse values that do not fit, with `InvalidInput` saying so
+/// (the kernel took `u32::MAX` as "the default" and kept the low byte of a TOS).
+#[test]
+fn byte_sized_options_reject_values_that_do_not_fit() {
+    let s = UdpSocket::bind(lo()).unwrap();
+    let says = |r: io::Result<()>, what: &str| {
+        let e = r.expect_err(what);
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{what}: {e}");
+        assert!(e.to_string().contains("255"), "{what}: {e}");
+    };
+    says(s.set_ttl(0), "set_ttl(0)");
+    says(s.set_ttl(256), "set_ttl(256)");
+    says(s.set_ttl(u32::MAX), "set_ttl(u32::MAX)");
+    says(s.set_multicast_ttl_v4(256), "set_multicast_ttl_v4(256)");
+    says(s.set_multicast_ttl_v4(u32::MAX), "set_multicast_ttl_v4(u32::MAX)");
+    says(s.set_tos(0x110), "set_tos(0x110)");
+    says(s.set_tos(u32::MAX), "set_tos(u32::MAX)");
+    // In-range values are set and read back.
+    s.set_ttl(33).unwrap();
+    assert_eq!(s.ttl().unwrap(), 33);
+    s.set_multicast_ttl_v4(0).unwrap();
+    assert_eq!(s.multicast_ttl_v4().unwrap(), 0);
+    s.set_tos(0x10).unwrap();
+    assert_eq!(s.tos().unwrap(), 0x10);
+}

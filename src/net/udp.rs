@@ -50,6 +50,14 @@ fn port_zero(addr: Address) -> io::Error {
     invalid_input(format!("cannot send to {addr}: port 0 is not a valid destination"))
 }
 
+/// `InvalidInput` unless `min <= value <= 255`: a one-byte IP header field.
+fn check_byte_option(name: &str, value: u32, min: u32) -> io::Result<()> {
+    if value < min || value > 255 {
+        return Err(invalid_input(format!("{name} must be between {min} and 255, got {value}")));
+    }
+    Ok(())
+}
+
 /// `InvalidInput` unless `group` is a multicast address of its family.
 fn check_group(is_multicast: bool, group: &dyn fmt::Display, family: &str, range: &str) -> io::Result<()> {
     if is_multicast {
@@ -1329,7 +1337,8 @@ impl UdpSocket {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` from the OS for a value above 255; an error on an IPv6 socket.
+    /// `InvalidInput` for a value above 255 (checked here: the kernel would take some
+    /// such values as "the default"); an error on an IPv6 socket.
     ///
     /// # Examples
     ///
@@ -1342,6 +1351,7 @@ impl UdpSocket {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn set_multicast_ttl_v4(&self, ttl: u32) -> io::Result<()> {
+        check_byte_option("multicast TTL", ttl, 0)?;
         self.io.get().set_multicast_ttl_v4(ttl)
     }
 
@@ -1546,7 +1556,8 @@ impl UdpSocket {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` from the OS for 0 or a value above 255.
+    /// `InvalidInput` for 0 or a value above 255, checked here (the kernel takes
+    /// `u32::MAX` as "the default" and would report success).
     ///
     /// # Examples
     ///
@@ -1559,6 +1570,7 @@ impl UdpSocket {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        check_byte_option("TTL", ttl, 1)?;
         self.io.get().set_ttl(ttl)
     }
 
@@ -1585,7 +1597,8 @@ impl UdpSocket {
     ///
     /// # Errors
     ///
-    /// Whatever the OS reports for the option; an error on an IPv6 socket.
+    /// `InvalidInput` for a value above 255 (the field is one byte; the kernel would keep
+    /// only the low byte); what the OS reports otherwise; an error on an IPv6 socket.
     ///
     /// # Examples
     ///
@@ -1599,6 +1612,7 @@ impl UdpSocket {
     /// ```
     #[cfg(not(any(target_os = "fuchsia", target_os = "redox", target_os = "solaris", target_os = "haiku")))]
     pub fn set_tos(&self, tos: u32) -> io::Result<()> {
+        check_byte_option("TOS", tos, 0)?;
         self.sock().set_tos_v4(tos)
     }
 
