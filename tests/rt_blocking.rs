@@ -226,3 +226,26 @@ fn blocking_jobs_do_not_stall_tasks() {
         });
     });
 }
+
+/// `Builder::thread_name` names the runtime's worker threads and its blocking-pool
+/// threads.
+#[test]
+fn thread_name_names_workers_and_blocking_threads() {
+    with_timeout(20, || {
+        for multi in [true, false] {
+            let name = unique_name("tn");
+            let rt = if multi {
+                Builder::new_multi_thread().worker_threads(2).thread_name(name.clone()).build().unwrap()
+            } else {
+                Builder::new_current_thread().thread_name(name.clone()).build().unwrap()
+            };
+            let seen = rt.block_on(async {
+                task::spawn_blocking(|| std::thread::current().name().map(str::to_owned)).await.unwrap()
+            });
+            assert_eq!(seen.as_deref(), Some(name.as_str()), "blocking thread");
+            if multi {
+                assert_eq!(threads_named(&name), 2 + 1, "2 workers and the blocking thread");
+            }
+        }
+    });
+}

@@ -202,3 +202,37 @@ fn debug_output_names_the_address() {
     let text = format!("{l:?}");
     assert!(text.contains("TcpListener") && text.contains("127.0.0.1"), "{text}");
 }
+
+/// How many handshakes the kernel completes for a listener nobody accepts from is its
+/// backlog (+1): `listen` and `TcpListener::bind` promise 1024 (the kernel's default
+/// would be 128 here, or less), `TcpSocket::listen` the number given. Connections beyond
+/// it are not answered (the client's connect times out).
+#[test]
+fn listeners_have_the_documented_backlog() {
+    fn established(listener: &TcpListener, tries: usize) -> usize {
+        let addr = listener.local_addr().unwrap().to_std();
+        let mut clients = Vec::new();
+        for _ in 0..tries {
+            match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+                Ok(c) => clients.push(c),
+                Err(_) => break,
+            }
+        }
+        clients.len()
+    }
+    let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(4096);
+    if somaxconn < 300 {
+        eprintln!("SKIP: net.core.somaxconn is {somaxconn}, below what this test needs");
+        return;
+    }
+    let by_listen = net::listen("127.0.0.1:0").unwrap();
+    assert!(established(&by_listen, 300) == 300, "net::listen: a backlog below 300");
+    let by_bind = TcpListener::bind(Address::loopback_v4(0)).unwrap();
+    assert!(established(&by_bind, 300) == 300, "TcpListener::bind: a backlog below 300");
+    let small = blitz_io::net::TcpSocket::new_v4().unwrap().listen(Address::loopback_v4(0), 20).unwrap();
+    let n = established(&small, 60);
+    assert!((20..=22).contains(&n), "TcpSocket::listen(_, 20) queued {n} connections");
+}

@@ -490,3 +490,30 @@ async fn a_read_that_stops_at_the_urgent_mark_does_not_stall_the_next() {
     })
     .await
 }
+
+/// `ready()` reports the peer's half-close as read-closed, and a reset connection as
+/// write-closed too (what a following write would hit).
+#[blitz_io::test]
+async fn ready_reports_read_closed_and_write_closed() {
+    bounded(async {
+        let (client, server) = pair().await;
+        client.shutdown(Shutdown::Write).unwrap();
+        let r = server.ready(Interest::READABLE).await.unwrap();
+        assert!(r.is_read_closed(), "peer FIN: {r:?}");
+        assert!(!r.is_write_closed(), "a half-close leaves writing open: {r:?}");
+
+        let (client, server) = pair().await;
+        // SO_LINGER 0: closing sends RST.
+        socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO)).unwrap();
+        drop(client);
+        let r = loop {
+            let r = server.ready(Interest::READABLE | Interest::WRITABLE).await.unwrap();
+            if r.is_write_closed() {
+                break r;
+            }
+            sleep(Duration::from_millis(5)).await;
+        };
+        assert!(r.is_read_closed() && r.is_write_closed(), "peer RST: {r:?}");
+    })
+    .await
+}

@@ -204,8 +204,14 @@ pub async fn connect_host(host: &str, port: u16) -> io::Result<TcpStream> {
     if port == 0 {
         return Err(invalid_input(format!("cannot connect to {host:?} on port 0: a destination port is needed")));
     }
+    connect_each(lookup_host(host, port).await?, host).await
+}
+
+/// Connects to each of `addrs` in turn: the first connection that succeeds, or the last
+/// error (`NotFound` naming `host` for an empty list).
+async fn connect_each(addrs: Vec<Address>, host: &str) -> io::Result<TcpStream> {
     let mut last = None;
-    for addr in lookup_host(host, port).await? {
+    for addr in addrs {
         match TcpStream::connect(addr).await {
             Ok(stream) => return Ok(stream),
             Err(e) => last = Some(e),
@@ -254,5 +260,35 @@ impl<T> Future for ThreadResult<T> {
                 Poll::Pending
             }
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// A port on loopback with nothing listening (bound, then closed).
+    fn closed_port() -> Address {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        Address::from(l.local_addr().unwrap())
+    }
+
+    /// `connect_host` goes through every address of the name: past refusals to the one
+    /// that listens; with none listening, the last address's error.
+    #[test]
+    fn connect_each_tries_every_address_in_turn() {
+        let rt = crate::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            let listener = listen("127.0.0.1:0").unwrap();
+            let live = listener.local_addr().unwrap();
+            let stream = connect_each(vec![closed_port(), closed_port(), live], "h").await.unwrap();
+            assert_eq!(stream.peer_addr().unwrap(), live);
+
+            let err = connect_each(vec![closed_port(), closed_port()], "h").await.unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
+            let err = connect_each(Vec::new(), "nohost").await.unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::NotFound);
+            assert!(err.to_string().contains("nohost"), "{err}");
+        });
     }
 }
