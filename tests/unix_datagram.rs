@@ -413,3 +413,24 @@ fn futures_work_under_a_foreign_executor() {
     });
     t.join().unwrap();
 }
+
+/// A `recv` already waiting when another task shuts the socket for reading returns
+/// end-of-file: the shutdown wakes it, possibly on the other worker at once, and it must
+/// not find the socket "not shut yet" and go back to sleep for ever (it did, about one
+/// run in two). Repeated, since the race needs the wake to win.
+#[blitz_io::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_read_wakes_a_waiting_recv_with_eof() {
+    for _ in 0..20 {
+        let (_a, b) = UnixDatagram::pair().unwrap();
+        let b = std::sync::Arc::new(b);
+        let waiting = b.clone();
+        let recv = blitz_io::task::spawn(async move {
+            let mut buf = [0u8; 8];
+            waiting.recv(&mut buf).await
+        });
+        blitz_io::time::sleep(Duration::from_millis(5)).await;
+        b.shutdown(std::net::Shutdown::Read).unwrap();
+        let r = blitz_io::time::timeout(Duration::from_secs(2), recv).await.expect("recv not woken by shutdown(Read)");
+        assert_eq!(r.unwrap().unwrap(), 0);
+    }
+}

@@ -874,9 +874,17 @@ impl UnixDatagram {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.io.get().shutdown(how)?;
-        if matches!(how, Shutdown::Read | Shutdown::Both) {
-            self.read_shut.store(true, Ordering::Release);
+        // The flag goes up *before* the system call: the call wakes a waiting receive
+        // (the socket reports read-closed), which may run at once on another thread; if
+        // it found the flag still down, its `EAGAIN` would clear that readiness and it
+        // would wait for ever instead of returning end-of-file.
+        let read = matches!(how, Shutdown::Read | Shutdown::Both);
+        let was_shut = read && self.read_shut.swap(true, Ordering::AcqRel);
+        if let Err(e) = self.io.get().shutdown(how) {
+            if read && !was_shut {
+                self.read_shut.store(false, Ordering::Release);
+            }
+            return Err(e);
         }
         Ok(())
     }
