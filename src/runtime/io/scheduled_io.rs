@@ -102,6 +102,16 @@
 //! poller's comes first, (1) sees `LIST`, and the driver's lock waits for the poller to
 //! unlock, so it finds the entry.
 //!
+//! **An entry the driver woke completes.** The driver takes the waker out of each entry
+//! it wakes, so an entry found without its waker was woken by an event for its
+//! interest since its last poll. Its next poll completes (re-arming the entry with the
+//! poller's waker, for a caller that waits again) even if the ready bits are gone by
+//! then: another task sharing the socket may have consumed the readiness and cleared
+//! it in between. Re-checking only the bits would send such a waiter back to sleep
+//! although the edge it waited for came (tokio's `Readiness` behaves the same way: a
+//! woken waiter is done). A `readable()` may therefore complete with nothing left to
+//! read, which its docs allow: readiness is a hint, and `try_*` returns `Ok(None)`.
+//!
 //! Wakers are woken after every lock and slot is released, each inside `catch_unwind`,
 //! so a waker that panics cannot stop the driver or poison the lock.
 //!
@@ -534,7 +544,14 @@ impl ScheduledIo {
                 if let Some(ListEntry::Waiting { waker, .. }) = w.list.get_mut(*k) {
                     match waker {
                         Some(old) if old.will_wake(cx.waker()) => {}
-                        _ => *waker = Some(cx.waker().clone()),
+                        Some(_) => *waker = Some(cx.waker().clone()),
+                        None => {
+                            // Woken by an event since the last poll (the driver took the
+                            // waker): done, whatever the bits say now ("List protocol").
+                            *waker = Some(cx.waker().clone());
+                            drop(w);
+                            return Poll::Ready(Self::event(self.readiness.load(Acquire), interest));
+                        }
                     }
                 }
             }
@@ -1062,6 +1079,37 @@ mod loom_tests {
             if io.ready_peek(Direction::Read).is_none() {
                 assert_eq!(seen.tick, now.tick, "a clear with a stale tick erased a newer event");
             }
+        });
+    }
+
+    /// Two tasks share a socket: one waits in `readable()` (a list entry), the other
+    /// consumes the readiness the driver delivers and clears it (its next read got
+    /// `EAGAIN`) before the first task polls. The woken waiter must complete, not go
+    /// back to sleep with the event it waited for already gone (a deadlock here).
+    #[test]
+    fn loom_woken_list_waiter_completes_after_another_reader_clears() {
+        crate::loom::model("woken_list_waiter_completes_after_another_reader_clears", || {
+            let io = not_readable();
+            let (flag, waker) = flag_waker();
+            let mut cx = Context::from_waker(&waker);
+            let mut key = None;
+            assert!(io.poll_waiter(&mut cx, Interest::READABLE, &mut key).is_pending());
+            let other = {
+                let io = io.clone();
+                thread::spawn(move || {
+                    event(&io, Ready::READABLE);
+                    // The other reader takes the data and clears what it saw.
+                    if let Some(seen) = io.ready_peek(Direction::Read) {
+                        io.clear_readiness(seen);
+                    }
+                })
+            };
+            flag.wait();
+            assert!(io.poll_waiter(&mut cx, Interest::READABLE, &mut key).is_ready(), "woken, then sent back to sleep");
+            if let Some(k) = key {
+                io.remove_waiter(k);
+            }
+            other.join().unwrap();
         });
     }
 
