@@ -434,3 +434,20 @@ async fn shutdown_read_wakes_a_waiting_recv_with_eof() {
         assert_eq!(r.unwrap().unwrap(), 0);
     }
 }
+
+/// An address that cannot be sent to fails `send_to` on its first poll, before any wait
+/// for writability: with the peer's queue full, it used to wait for room first.
+#[blitz_io::test]
+async fn send_to_a_bad_address_fails_at_once_even_when_not_writable() {
+    let (a, _b) = UnixDatagram::pair().unwrap();
+    // Fill the peer's queue, then let a send wait (the write side is watched now).
+    while a.try_send(b"fill").unwrap().is_some() {}
+    assert!(timeout(Duration::from_millis(20), a.send(b"x")).await.is_err(), "the queue is full");
+    let unnamed = a.local_addr().unwrap(); // a pair's sockets have no name
+    assert!(unnamed.is_unnamed());
+    let err = timeout(Duration::from_secs(1), a.send_to(b"x", &unnamed))
+        .await
+        .expect("waited for writability instead of failing")
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+}

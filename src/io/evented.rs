@@ -331,6 +331,21 @@ impl<T: AsRawFd> Future for Readiness<'_, T> {
     }
 }
 
+/// `fut`, unless `bad` holds an error: then the first poll returns it, before `fut`
+/// (and its wait for readiness) runs at all. For operations whose input is checked when
+/// they are called but whose future type must be the same either way.
+pub(crate) fn fail_first<F: Future<Output = io::Result<R>> + Unpin, R>(
+    bad: Option<io::Error>,
+    fut: F,
+) -> impl Future<Output = io::Result<R>> {
+    let mut bad = bad;
+    let mut fut = fut;
+    std::future::poll_fn(move |cx| match bad.take() {
+        Some(e) => Poll::Ready(Err(e)),
+        None => Pin::new(&mut fut).poll(cx),
+    })
+}
+
 /// A readiness future whose `Ok` value is dropped.
 pub(crate) struct Discard<F>(F);
 

@@ -29,17 +29,19 @@ pub(crate) struct AcceptBackoff {
 }
 
 impl AcceptBackoff {
+    /// Whether the next `accept` must first [`wait`](AcceptBackoff::wait): a load, so
+    /// that the common case pays no `async` call.
+    #[inline]
+    pub(crate) fn is_armed(&self) -> bool {
+        self.ms.load(Ordering::Relaxed) != 0
+    }
+
     /// Sleeps the armed back-off, if any (see the module doc).
+    #[cold]
     pub(crate) async fn wait(&self) {
         let ms = self.ms.load(Ordering::Relaxed);
-        if ms == 0 {
-            return;
-        }
-        let pause = Duration::from_millis(ms);
-        if crate::runtime::context::driver().is_ok() {
-            crate::time::sleep(pause).await;
-        } else {
-            std::thread::sleep(pause);
+        if ms > 0 {
+            pause(Duration::from_millis(ms)).await;
         }
     }
 
@@ -59,6 +61,17 @@ impl AcceptBackoff {
             }
             Err(_) => {}
         }
+    }
+}
+
+/// Waits `d` on a timer, or, where no timer driver can be had (outside a runtime, when
+/// the fallback driver cannot start, typically for lack of descriptors), blocks the
+/// thread for `d` instead of panicking as a `Sleep` would. For short retry pauses only.
+pub(crate) async fn pause(d: Duration) {
+    if crate::runtime::context::driver().is_ok() {
+        crate::time::sleep(d).await;
+    } else {
+        std::thread::sleep(d);
     }
 }
 

@@ -634,12 +634,17 @@ impl UdpSocket {
         data: &'a [u8],
         addr: impl Into<Address>,
     ) -> impl Future<Output = io::Result<usize>> + 'a {
+        // Port 0 fails the first poll, before any wait for writability.
         let addr = addr.into();
         let to = (addr.port() != 0).then(|| addr.to_sockaddr());
-        self.io.async_io(Interest::WRITABLE, move |s| match &to {
-            Some(to) => sys::send_to(s.as_fd(), data, to),
-            None => Err(port_zero(addr)),
-        })
+        let bad = to.is_none().then(|| port_zero(addr));
+        crate::io::fail_first(
+            bad,
+            self.io.async_io(Interest::WRITABLE, move |s| match &to {
+                Some(to) => sys::send_to(s.as_fd(), data, to),
+                None => Err(port_zero(addr)), // never: `bad` came first
+            }),
+        )
     }
 
     /// Receives one datagram, waiting until one arrives, and says who sent it.

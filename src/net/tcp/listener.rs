@@ -170,7 +170,9 @@ impl TcpListener {
     /// # }).unwrap();
     /// ```
     pub async fn accept(&self) -> io::Result<AcceptResult> {
-        self.backoff.wait().await;
+        if self.backoff.is_armed() {
+            self.backoff.wait().await;
+        }
         let accepted = self.io.async_io(Interest::READABLE, |l| l.accept()).await;
         self.finish(accepted)
     }

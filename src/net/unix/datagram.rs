@@ -548,15 +548,18 @@ impl UnixDatagram {
     /// # }).unwrap();
     /// ```
     pub fn send_to<'a>(&'a self, data: &'a [u8], addr: &UnixAddr) -> impl Future<Output = io::Result<usize>> + 'a {
-        // A bad address fails the first poll (the operation then never runs again).
-        let (to, mut bad) = match addr.to_sockaddr() {
+        // A bad address fails the first poll, before any wait for writability.
+        let (to, bad) = match addr.to_sockaddr() {
             Ok(to) => (Some(to), None),
             Err(e) => (None, Some(e)),
         };
-        self.io.async_io(Interest::WRITABLE, move |s| match &to {
-            Some(to) => sys::send_to(s.as_fd(), data, to),
-            None => Err(bad.take().unwrap_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))),
-        })
+        crate::io::fail_first(
+            bad,
+            self.io.async_io(Interest::WRITABLE, move |s| match &to {
+                Some(to) => sys::send_to(s.as_fd(), data, to),
+                None => Err(io::Error::from(io::ErrorKind::InvalidInput)), // never: `bad` came first
+            }),
+        )
     }
 
     /// Receives one datagram, waiting until one arrives, and says who sent it.

@@ -139,7 +139,9 @@ impl UnixListener {
     /// Cancel safe: if the future is dropped before it completes, no connection was
     /// taken from the queue.
     pub async fn accept(&self) -> io::Result<UnixAcceptResult> {
-        self.backoff.wait().await;
+        if self.backoff.is_armed() {
+            self.backoff.wait().await;
+        }
         let accepted = self.io.async_io(Interest::READABLE, |l| l.accept()).await;
         self.backoff.record(&accepted);
         finish(accepted?)

@@ -146,7 +146,8 @@ impl UnixStream {
                 Ok(()) => break,
                 Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => break,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    crate::time::sleep(pause).await;
+                    // (No panic where no timer can be had: see `net::backoff::pause`.)
+                    crate::net::backoff::pause(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(50));
                 }
                 Err(e) => return Err(e),

@@ -109,8 +109,10 @@
 //! then: another task sharing the socket may have consumed the readiness and cleared
 //! it in between. Re-checking only the bits would send such a waiter back to sleep
 //! although the edge it waited for came (tokio's `Readiness` behaves the same way: a
-//! woken waiter is done). A `readable()` may therefore complete with nothing left to
-//! read, which its docs allow: readiness is a hint, and `try_*` returns `Ok(None)`.
+//! woken waiter is done). The driver records in the entry what the events said, and
+//! the poll reports that along with the current bits, so `ready()` never completes with
+//! an empty set. A `readable()` may therefore complete with nothing left to read, which
+//! its docs allow: readiness is a hint, and `try_*` returns `Ok(None)`.
 //!
 //! Wakers are woken after every lock and slot is released, each inside `catch_unwind`,
 //! so a waker that panics cannot stop the driver or poison the lock.
@@ -240,7 +242,13 @@ struct Waiters {
 
 #[derive(Debug)]
 enum ListEntry {
-    Waiting { interest: Interest, waker: Option<Waker> },
+    /// `delivered`: the readiness of the events that woke this entry since its last
+    /// poll (reported by that poll even if the bits are gone by then).
+    Waiting {
+        interest: Interest,
+        waker: Option<Waker>,
+        delivered: Ready,
+    },
     Free,
 }
 
@@ -377,8 +385,9 @@ impl ScheduledIo {
             let all = bits & SHUTDOWN != 0;
             let mut w = self.lock();
             for entry in &mut w.list {
-                if let ListEntry::Waiting { interest, waker } = entry {
+                if let ListEntry::Waiting { interest, waker, delivered } = entry {
                     if all || !ready.intersection(*interest).is_empty() {
+                        *delivered |= ready.intersection(*interest);
                         wake.extend(waker.take());
                     }
                 }
@@ -541,22 +550,26 @@ impl ScheduledIo {
         let mut w = self.lock();
         match key {
             Some(k) => {
-                if let Some(ListEntry::Waiting { waker, .. }) = w.list.get_mut(*k) {
+                if let Some(ListEntry::Waiting { waker, delivered, .. }) = w.list.get_mut(*k) {
                     match waker {
                         Some(old) if old.will_wake(cx.waker()) => {}
                         Some(_) => *waker = Some(cx.waker().clone()),
                         None => {
                             // Woken by an event since the last poll (the driver took the
-                            // waker): done, whatever the bits say now ("List protocol").
+                            // waker): done, whatever the bits say now ("List protocol"),
+                            // reporting at least what the event said.
                             *waker = Some(cx.waker().clone());
+                            let said = std::mem::replace(delivered, Ready::EMPTY);
                             drop(w);
-                            return Poll::Ready(Self::event(self.readiness.load(Acquire), interest));
+                            let mut ev = Self::event(self.readiness.load(Acquire), interest);
+                            ev.ready |= said;
+                            return Poll::Ready(ev);
                         }
                     }
                 }
             }
             None => {
-                let entry = ListEntry::Waiting { interest, waker: Some(cx.waker().clone()) };
+                let entry = ListEntry::Waiting { interest, waker: Some(cx.waker().clone()), delivered: Ready::EMPTY };
                 let k = match w.free.pop() {
                     Some(k) => {
                         w.list[k] = entry;
@@ -1105,7 +1118,10 @@ mod loom_tests {
                 })
             };
             flag.wait();
-            assert!(io.poll_waiter(&mut cx, Interest::READABLE, &mut key).is_ready(), "woken, then sent back to sleep");
+            let Poll::Ready(ev) = io.poll_waiter(&mut cx, Interest::READABLE, &mut key) else {
+                panic!("woken, then sent back to sleep")
+            };
+            assert!(ev.ready.is_readable(), "completes with what the event said, not an empty set");
             if let Some(k) = key {
                 io.remove_waiter(k);
             }
