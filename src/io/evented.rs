@@ -8,6 +8,16 @@
 //! the current runtime's, or the fallback driver outside a runtime. The registration is
 //! kept in a `OnceLock`; a mutex serialises only the one-time initialisation.
 //!
+//! **A socket stays with that driver** (as a tokio socket stays with its runtime):
+//! waits on it progress only while that driver is turned. For a current-thread runtime
+//! that means while some thread is inside its `block_on`: a socket that first waited
+//! there and is then awaited elsewhere while that runtime sits idle waits until the
+//! runtime is driven again. Once that runtime is dropped, waits on the socket fail with
+//! "the blitz-io runtime that drives this socket has shut down" (`try_*` calls keep
+//! working). Timers differ: a `Sleep` moves to the driver of whoever polls it. Moving a
+//! socket's registration (deregister, register with the current driver) is not done:
+//! a waiter still parked on the old driver would have to be handed over too.
+//!
 //! # The three forms of one operation
 //!
 //! * `try_io`: run the call once; `WouldBlock` becomes `Ok(None)` and clears the cached

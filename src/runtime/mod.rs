@@ -22,8 +22,9 @@
 //!    is dropped right here (tasks parked on I/O, timers or anything else), a task still
 //!    being polled by a worker that outlived the timeout has it dropped by that worker
 //!    when the poll ends. Wakes that come later find the tasks complete.
-//! 3. The driver shuts down: waits on sockets registered with it complete with an error,
-//!    timers move to the fallback driver if polled again.
+//! 3. The driver shuts down: waits on sockets registered with it complete with an error
+//!    (now and later: a socket stays with the driver it first waited on; its `try_*`
+//!    calls keep working), timers move to the fallback driver if polled again.
 //! 4. The blocking pool stops: queued closures are dropped, running ones are waited for
 //!    (up to the timeout), threads joined.
 //!
