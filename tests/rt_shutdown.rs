@@ -566,3 +566,74 @@ fn a_panicking_join_waker_drop_neither_kills_a_worker_nor_hangs_the_drop() {
         drop(rt)
     });
 }
+
+/// Tasks cancelled by the runtime's shutdown are dropped in that runtime's context: a
+/// `Drop` that spawns gets a cancelled handle (the runtime is shutting down) instead of
+/// panicking with "outside a blitz-io runtime", and `Handle::current` works there.
+#[test]
+fn task_drops_at_shutdown_run_in_the_runtime_context() {
+    struct SpawnOnDrop(Arc<AtomicUsize>);
+    impl Drop for SpawnOnDrop {
+        fn drop(&mut self) {
+            let cleanup = task::spawn(async {});
+            assert!(blitz_io::runtime::Handle::try_current().is_ok(), "no runtime context in the drop");
+            drop(cleanup);
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    for flavor in FLAVORS {
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let d = dropped.clone();
+        let handle = with_timeout(20, move || {
+            let rt = build_runtime(flavor, &unique_name("sd-ctx"));
+            let h = rt.spawn(async move {
+                let _guard = SpawnOnDrop(d);
+                std::future::pending::<()>().await
+            });
+            // Let it start and park.
+            rt.block_on(sleep(Duration::from_millis(20)));
+            drop(rt);
+            h
+        });
+        assert_eq!(dropped.load(Ordering::SeqCst), 1, "{flavor:?}: the drop ran to its end");
+        let err = futures_executor::block_on(handle).unwrap_err();
+        assert!(err.is_cancelled(), "{flavor:?}: {err}");
+    }
+}
+
+/// A task whose future's drop panics and whose output's drop panics too: neither panic
+/// may unwind into the worker (it died, its task stayed "running" and the runtime hung).
+#[test]
+fn panicking_future_and_output_drops_do_not_kill_the_worker() {
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            if !std::thread::panicking() {
+                panic!("deliberate test panic in a drop");
+            }
+        }
+    }
+    /// Completes at once with a `Bomb`, and panics when dropped afterwards.
+    struct PanicsWhenDropped;
+    impl std::future::Future for PanicsWhenDropped {
+        type Output = Bomb;
+        fn poll(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<Bomb> {
+            std::task::Poll::Ready(Bomb)
+        }
+    }
+    impl Drop for PanicsWhenDropped {
+        fn drop(&mut self) {
+            panic!("deliberate test panic in a future's drop");
+        }
+    }
+    with_timeout(20, || {
+        let rt = build_runtime(Flavor::Multi(1), &unique_name("sd-bomb2"));
+        let out = rt.block_on(async {
+            // The output is dropped by the runtime once the future's drop panicked.
+            let h = task::spawn(PanicsWhenDropped);
+            let r = h.await;
+            (r.is_err(), task::spawn(async { 5 }).await.unwrap())
+        });
+        assert_eq!(out, (true, 5), "the panic is reported and the worker lives on");
+    });
+}

@@ -194,10 +194,16 @@ impl Runtime {
             Scheduler::CurrentThread(s) => s.shutdown(),
         }
         // 2. Cancel every live task: idle ones are dropped here, a task still being
-        //    polled (a worker that outlived the timeout) by its poller.
-        inner.scheduler.owned().shutdown_all();
-        if let Scheduler::MultiThread(s) = &inner.scheduler {
-            s.drain_queues();
+        //    polled (a worker that outlived the timeout) by its poller. The futures are
+        //    dropped in this runtime's context, as if on its threads: a `Drop` that calls
+        //    `spawn` or `Handle::current` finds this runtime (and a cancelled handle, since
+        //    it is shutting down) rather than panicking or reaching another runtime.
+        {
+            let _ctx = crate::runtime::context::enter(self.handle.clone());
+            inner.scheduler.owned().shutdown_all();
+            if let Scheduler::MultiThread(s) = &inner.scheduler {
+                s.drain_queues();
+            }
         }
         // 3. Stop the driver.
         inner.driver.shutdown();

@@ -175,7 +175,19 @@ unsafe fn poll<F: Future>(ptr: NonNull<Header>) -> bool {
     // SAFETY: still the owner of the stage.
     let output = match unsafe { clear_stage::<F>(ptr) } {
         None => output,
-        Some(payload) => Err(JoinError::panic(payload)),
+        // Dropping the future panicked. Whatever is dropped now is user code too, and
+        // must not unwind into the worker: the output (its drop may panic as well), or,
+        // if the poll itself panicked, the drop's payload (the poll's panic is kept).
+        Some(payload) => match output {
+            Ok(v) => {
+                let _ = catch_unwind(AssertUnwindSafe(move || drop(v)));
+                Err(JoinError::panic(payload))
+            }
+            Err(first) => {
+                let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+                Err(first)
+            }
+        },
     };
     // SAFETY: as above; the stage is `Consumed` (nothing to drop).
     unsafe { std::ptr::write(stage::<F>(ptr), Stage::Finished(output)) };
