@@ -998,3 +998,25 @@ fn foreign_wakes_aborts_and_completions_race_without_loss() {
         }
     });
 }
+
+/// `Runtime::enter` / `Handle::enter` make the runtime current on this thread until the
+/// guard drops (tokio's pattern: enter, then `spawn` from plain code).
+#[test]
+fn enter_makes_the_runtime_current_until_the_guard_drops() {
+    with_timeout(20, || {
+        let rt = blitz_io::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
+        assert!(blitz_io::runtime::Handle::try_current().is_err());
+        let task = {
+            let _guard = rt.enter();
+            assert!(blitz_io::runtime::Handle::try_current().is_ok());
+            blitz_io::task::spawn(async { 40 + 2 })
+        };
+        assert!(blitz_io::runtime::Handle::try_current().is_err(), "the guard restores the previous context");
+        assert_eq!(rt.block_on(task).unwrap(), 42);
+        // JoinHandle can cross catch_unwind, as tokio's.
+        fn unwind_safe<T: std::panic::UnwindSafe + std::panic::RefUnwindSafe>(_: &T) {}
+        let h = rt.handle().spawn(async {});
+        unwind_safe(&h);
+        rt.block_on(h).unwrap();
+    });
+}

@@ -46,6 +46,21 @@ impl fmt::Display for TryCurrentError {
 
 impl std::error::Error for TryCurrentError {}
 
+/// The thread's runtime context set by [`Handle::enter`] or [`Runtime::enter`](super::Runtime::enter);
+/// dropping it restores the previous one. Not `Send`: it belongs to the thread that
+/// entered.
+#[must_use = "the runtime is current only while the guard lives"]
+pub struct EnterGuard<'a> {
+    _ctx: super::context::EnterGuard,
+    _not_send: std::marker::PhantomData<(&'a Handle, *const ())>,
+}
+
+impl fmt::Debug for EnterGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnterGuard").finish_non_exhaustive()
+    }
+}
+
 impl Handle {
     /// The handle of the runtime this thread is in.
     ///
@@ -83,6 +98,28 @@ impl Handle {
     /// ```
     pub fn try_current() -> Result<Handle, TryCurrentError> {
         super::context::current().ok_or(TryCurrentError(()))
+    }
+
+    /// Makes this runtime the current one of this thread until the guard drops, as
+    /// tokio's `Handle::enter`: `spawn`, `Handle::current` and sockets that first wait
+    /// here then find it. Tasks of a current-thread runtime still run only while some
+    /// thread is inside its `block_on`. Drop nested guards in the reverse order of
+    /// their creation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = blitz_io::runtime::Builder::new_multi_thread().worker_threads(1).build()?;
+    /// let task = {
+    ///     let _guard = rt.handle().enter();
+    ///     blitz_io::task::spawn(async { 1 + 1 }) // no panic: the thread is in the runtime
+    /// };
+    /// assert_eq!(rt.block_on(task).unwrap(), 2);
+    /// assert!(blitz_io::runtime::Handle::try_current().is_err()); // left again
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn enter(&self) -> EnterGuard<'_> {
+        EnterGuard { _ctx: super::context::enter(self.clone()), _not_send: std::marker::PhantomData }
     }
 
     /// Spawns a task onto this runtime. See [`crate::task::spawn`].

@@ -41,5 +41,5 @@ mod rt;
 pub(crate) mod scheduler;
 
 pub use builder::Builder;
-pub use handle::{Handle, TryCurrentError};
+pub use handle::{EnterGuard, Handle, TryCurrentError};
 pub use rt::Runtime;

@@ -119,6 +119,12 @@ impl Runtime {
         &self.handle
     }
 
+    /// Makes this runtime the current one of this thread until the guard drops: see
+    /// [`Handle::enter`].
+    pub fn enter(&self) -> super::handle::EnterGuard<'_> {
+        self.handle.enter()
+    }
+
     /// Runs `future` to completion on the current thread and returns its output.
     ///
     /// Inside `block_on` the thread is in this runtime's context: `spawn`, sockets and

@@ -41,6 +41,12 @@ pub struct JoinHandle<T> {
 
 impl<T> Unpin for JoinHandle<T> {}
 
+// A handle only reads its task's state word and, once the task is done, takes the
+// output: no state a panic could leave half-changed for a later use to observe (as
+// tokio's `JoinHandle`).
+impl<T> std::panic::UnwindSafe for JoinHandle<T> {}
+impl<T> std::panic::RefUnwindSafe for JoinHandle<T> {}
+
 impl<T> JoinHandle<T> {
     pub(crate) fn new(raw: RawJoin<T>) -> JoinHandle<T> {
         JoinHandle { raw: Some(raw) }
