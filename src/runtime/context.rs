@@ -63,10 +63,18 @@ pub(crate) fn enter(handle: Handle) -> EnterGuard {
     EnterGuard { prev }
 }
 
+/// As [`enter`], or `None` while this thread's thread-locals are being destroyed (a
+/// runtime kept in a `thread_local!` is dropped then, and its shutdown must not panic:
+/// a panic in a thread-local destructor aborts the process).
+pub(crate) fn try_enter(handle: Handle) -> Option<EnterGuard> {
+    CURRENT.try_with(|c| c.borrow_mut().replace(handle)).ok().map(|prev| EnterGuard { prev })
+}
+
 impl Drop for EnterGuard {
     fn drop(&mut self) {
         let prev = self.prev.take();
-        let old = CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), prev));
+        // `try_with`: the guard may be dropped while thread-locals are being destroyed.
+        let old = CURRENT.try_with(|c| std::mem::replace(&mut *c.borrow_mut(), prev)).ok().flatten();
         drop(old);
     }
 }

@@ -47,7 +47,9 @@ pub(crate) struct Restore(u32);
 
 impl Drop for Restore {
     fn drop(&mut self) {
-        REMAINING.with(|r| r.set(self.0));
+        // `try_with`: may run while thread-locals are being destroyed (a `block_on`
+        // from a thread-local's destructor); nothing to restore then.
+        let _ = REMAINING.try_with(|r| r.set(self.0));
     }
 }
 
@@ -57,7 +59,7 @@ impl Drop for Restore {
 /// futures that a foreign executor later polls on the same thread (which work through
 /// the fallback driver) would run out of it and yield for ever.
 pub(crate) fn save() -> Restore {
-    Restore(REMAINING.with(Cell::get))
+    Restore(REMAINING.try_with(Cell::get).unwrap_or(UNCONSTRAINED))
 }
 
 /// `Ready` if the task may do one more operation; otherwise wakes the task and returns

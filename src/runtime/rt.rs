@@ -205,7 +205,7 @@ impl Runtime {
         //    `spawn` or `Handle::current` finds this runtime (and a cancelled handle, since
         //    it is shutting down) rather than panicking or reaching another runtime.
         {
-            let _ctx = crate::runtime::context::enter(self.handle.clone());
+            let _ctx = crate::runtime::context::try_enter(self.handle.clone());
             inner.scheduler.owned().shutdown_all();
             if let Scheduler::MultiThread(s) = &inner.scheduler {
                 s.drain_queues();
