@@ -162,3 +162,29 @@ async fn operations_after_shutdown_both() {
     })
     .await
 }
+
+/// Runtime and socket settings that cannot work are `InvalidInput` with a message, not a
+/// panic ("capacity overflow", "thread name may not contain interior null bytes") or a
+/// silent wrap of a C `int`.
+#[test]
+fn impossible_settings_are_invalid_input() {
+    let says = |r: std::io::Result<()>, what: &str| {
+        let e = r.expect_err(what);
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{what}: {e}");
+    };
+    says(blitz_io::runtime::Builder::new_multi_thread().worker_threads(usize::MAX).build().map(drop), "workers");
+    says(
+        blitz_io::runtime::Builder::new_multi_thread().worker_threads(1).thread_name("a\0b").build().map(drop),
+        "NUL in a thread name",
+    );
+    let udp = blitz_io::net::UdpSocket::bind(blitz_io::net::Address::loopback_v4(0)).unwrap();
+    says(udp.set_recv_buffer_size(0), "recv buffer 0");
+    says(udp.set_send_buffer_size(usize::MAX), "send buffer usize::MAX");
+    says(
+        blitz_io::net::UdpSocket::builder()
+            .recv_buffer_size(usize::MAX)
+            .bind(blitz_io::net::Address::loopback_v4(0))
+            .map(drop),
+        "builder recv buffer",
+    );
+}

@@ -33,6 +33,15 @@
 
 mod addr;
 mod backoff;
+
+/// Checks a socket buffer size for `setsockopt` (`SO_RCVBUF` / `SO_SNDBUF` take a C
+/// `int`: larger values would wrap, and 0 means nothing).
+pub(crate) fn check_buffer_size(n: usize) -> io::Result<usize> {
+    if n == 0 || n > i32::MAX as usize {
+        return Err(invalid_input(format!("buffer size must be between 1 and {} bytes, got {n}", i32::MAX)));
+    }
+    Ok(n)
+}
 pub mod split;
 pub mod tcp;
 mod udp;

@@ -347,10 +347,10 @@ impl UdpSocketBuilder {
             sock.set_only_v6(on)?;
         }
         if let Some(n) = self.recv_buffer_size {
-            sock.set_recv_buffer_size(n)?;
+            sock.set_recv_buffer_size(crate::net::check_buffer_size(n)?)?;
         }
         if let Some(n) = self.send_buffer_size {
-            sock.set_send_buffer_size(n)?;
+            sock.set_send_buffer_size(crate::net::check_buffer_size(n)?)?;
         }
         sock.bind(&addr.to_sockaddr())?;
         Ok(UdpSocket::from_socket(sock))
@@ -1657,7 +1657,7 @@ impl UdpSocket {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn set_recv_buffer_size(&self, size: usize) -> io::Result<()> {
-        self.sock().set_recv_buffer_size(size)
+        self.sock().set_recv_buffer_size(crate::net::check_buffer_size(size)?)
     }
 
     /// Reads `SO_RCVBUF`.
@@ -1695,7 +1695,7 @@ impl UdpSocket {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn set_send_buffer_size(&self, size: usize) -> io::Result<()> {
-        self.sock().set_send_buffer_size(size)
+        self.sock().set_send_buffer_size(crate::net::check_buffer_size(size)?)
     }
 
     /// Reads `SO_SNDBUF`.

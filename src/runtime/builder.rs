@@ -12,6 +12,9 @@ pub(crate) enum Kind {
     MultiThread,
 }
 
+/// Most worker threads a runtime may have (a larger count is a mistake, not a machine).
+const MAX_WORKERS: usize = 32_768;
+
 /// Builds a [`Runtime`] with custom settings.
 ///
 /// # Examples
@@ -111,11 +114,18 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` for `worker_threads(0)` or `max_blocking_threads(0)`; the OS error
-    /// when the epoll instance or a thread cannot be created.
+    /// `InvalidInput` for `worker_threads(0)` or above 32,768, for `max_blocking_threads(0)`,
+    /// or for a thread name with a NUL byte (the OS cannot name a thread so); the OS
+    /// error when the epoll instance or a thread cannot be created.
     pub fn build(&mut self) -> io::Result<Runtime> {
         if self.worker_threads == Some(0) {
             return Err(crate::error::invalid_input("worker_threads must be at least 1"));
+        }
+        if let Some(n) = self.worker_threads.filter(|&n| n > MAX_WORKERS) {
+            return Err(crate::error::invalid_input(format!("worker_threads must be at most {MAX_WORKERS}, got {n}")));
+        }
+        if self.thread_name.contains('\0') {
+            return Err(crate::error::invalid_input(format!("thread name {:?} contains a NUL byte", self.thread_name)));
         }
         if self.max_blocking_threads == 0 {
             return Err(crate::error::invalid_input("max_blocking_threads must be at least 1"));

@@ -365,13 +365,7 @@ impl TcpSocket {
     }
 }
 
-/// Checks a socket buffer size for `setsockopt`.
-fn check_buffer_size(n: usize) -> io::Result<usize> {
-    if n == 0 || n > i32::MAX as usize {
-        return Err(invalid_input(format!("buffer size must be between 1 and {} bytes, got {n}", i32::MAX)));
-    }
-    Ok(n)
-}
+use crate::net::check_buffer_size;
 
 impl AsRawFd for TcpSocket {
     fn as_raw_fd(&self) -> RawFd {
