@@ -300,11 +300,14 @@ fn rearm_in(epfd: RawFd, fd: RawFd) -> u64 {
         return 0;
     };
     let mut ev = libc::epoll_event { events, u64: data };
-    // SAFETY: `ev` is a valid `epoll_event` for the duration of the call. `epfd` and `fd`
-    // are plain descriptor numbers; if either was closed (or reused) since `/proc` was
-    // read, the kernel rejects the call (`EBADF`, `EINVAL`, `ENOENT`) and nothing
-    // happens. The mask and token are the registration's own, so the driver sees the
-    // same registration, re-armed.
+    // SAFETY: `ev` is a valid `epoll_event` for the duration of the call; `epfd` and `fd`
+    // are plain descriptor numbers, so no memory is at stake. If one was closed since
+    // `/proc` was read the kernel rejects the call (`EBADF`, `EINVAL`, `ENOENT`); if a
+    // number was reused, the call may even succeed and attach a stale token, which is
+    // still memory-safe: tokens are slab indices checked by generation, with the
+    // registrations behind `Arc`s (`runtime::io::driver`). The mask and token are
+    // otherwise the registration's own, so the driver sees it re-armed. (Test-only code:
+    // the fault-injection build.)
     let r = unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_MOD, fd, &mut ev) };
     u64::from(r == 0)
 }

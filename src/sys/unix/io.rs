@@ -445,8 +445,11 @@ pub(crate) fn recv_from(fd: BorrowedFd<'_>, buf: &mut [u8], peek: bool) -> io::R
             Ok(n)
         })
     })?;
-    // SAFETY: the kernel wrote a socket address of `namelen` bytes (at most the storage's
-    // size) into `storage`, or left `namelen` 0 for an unnamed sender.
+    // SAFETY: the kernel wrote a socket address of `namelen` bytes into `storage`, or
+    // left `namelen` 0 for an unnamed sender. The kernel reports an address's full
+    // length even when it exceeds the buffer it was given; `namelen` cannot exceed the
+    // buffer here because `storage` is a `sockaddr_storage`, the largest address the
+    // kernel has.
     let addr = unsafe { SockAddr::new(storage, namelen) };
     Ok((n, addr, truncated))
 }
