@@ -14,8 +14,11 @@
 //! `Sleep` would panic and no sleep at all would spin.
 
 use std::io;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use crate::io::{Evented, Interest};
 
 /// First back-off after a descriptor-exhaustion error.
 const MIN: Duration = Duration::from_millis(10);
@@ -29,16 +32,46 @@ pub(crate) struct AcceptBackoff {
 }
 
 impl AcceptBackoff {
+    /// A listener's `accept`: the armed back-off first, then `accept` through `io`'s
+    /// readiness loop; the outcome arms or disarms the back-off. Every listener's
+    /// `accept().await` is this.
+    pub(crate) async fn accept<L: AsRawFd, C>(
+        &self,
+        io: &Evented<L>,
+        accept: impl FnMut(&L) -> io::Result<C>,
+    ) -> io::Result<C> {
+        if self.is_armed() {
+            self.wait().await;
+        }
+        let accepted = io.async_io(Interest::READABLE, accept).await;
+        self.record(&accepted);
+        accepted
+    }
+
+    /// A listener's `try_accept`: one `accept` through `io`; a connection or an error
+    /// (not a would-block) arms or disarms the back-off.
+    pub(crate) fn try_accept<L: AsRawFd, C>(
+        &self,
+        io: &Evented<L>,
+        accept: impl FnOnce(&L) -> io::Result<C>,
+    ) -> io::Result<Option<C>> {
+        let accepted = io.try_io(Interest::READABLE, accept);
+        if !matches!(accepted, Ok(None)) {
+            self.record(&accepted);
+        }
+        accepted
+    }
+
     /// Whether the next `accept` must first [`wait`](AcceptBackoff::wait): a load, so
     /// that the common case pays no `async` call.
     #[inline]
-    pub(crate) fn is_armed(&self) -> bool {
+    fn is_armed(&self) -> bool {
         self.ms.load(Ordering::Relaxed) != 0
     }
 
     /// Sleeps the armed back-off, if any (see the module doc).
     #[cold]
-    pub(crate) async fn wait(&self) {
+    async fn wait(&self) {
         let ms = self.ms.load(Ordering::Relaxed);
         if ms > 0 {
             pause(Duration::from_millis(ms)).await;
@@ -47,7 +80,7 @@ impl AcceptBackoff {
 
     /// Records the outcome of an `accept`: a success disarms the back-off, running out
     /// of descriptors arms or doubles it.
-    pub(crate) fn record<T>(&self, accepted: &io::Result<T>) {
+    fn record<T>(&self, accepted: &io::Result<T>) {
         match accepted {
             Ok(_) => {
                 if self.ms.load(Ordering::Relaxed) != 0 {

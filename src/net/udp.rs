@@ -635,14 +635,15 @@ impl UdpSocket {
         addr: impl Into<Address>,
     ) -> impl Future<Output = io::Result<usize>> + 'a {
         // Port 0 fails the first poll, before any wait for writability.
-        let addr = addr.into();
-        let to = (addr.port() != 0).then(|| addr.to_sockaddr());
-        let bad = to.is_none().then(|| port_zero(addr));
+        let (to, bad) = match destination(addr.into()) {
+            Ok(to) => (Some(to), None),
+            Err(e) => (None, Some(e)),
+        };
         crate::io::fail_first(
             bad,
             self.io.async_io(Interest::WRITABLE, move |s| match &to {
                 Some(to) => sys::send_to(s.as_fd(), data, to),
-                None => Err(port_zero(addr)), // never: `bad` came first
+                None => Err(io::Error::from(io::ErrorKind::InvalidInput)), // never: `bad` came first
             }),
         )
     }

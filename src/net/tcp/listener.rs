@@ -15,7 +15,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 
 use super::{TcpSocket, TcpStream};
-use crate::io::{Evented, Interest};
+use crate::io::Evented;
 use crate::net::backoff::AcceptBackoff;
 use crate::net::Address;
 
@@ -62,8 +62,7 @@ use crate::net::Address;
 /// ```
 pub struct TcpListener {
     io: Evented<mio::net::TcpListener>,
-    /// Milliseconds the next `accept` waits before trying (0: none); set after
-    /// `EMFILE`/`ENFILE`, cleared by a successful accept.
+    /// The pause the next `accept` takes after `EMFILE`/`ENFILE` (`net::backoff`).
     backoff: AcceptBackoff,
 }
 
@@ -132,11 +131,7 @@ impl TcpListener {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn try_accept(&self) -> io::Result<Option<AcceptResult>> {
-        match self.io.try_io(Interest::READABLE, |l| l.accept()) {
-            Ok(None) => Ok(None),
-            Ok(Some(conn)) => self.finish(Ok(conn)).map(Some),
-            Err(e) => self.finish(Err(e)).map(Some),
-        }
+        self.backoff.try_accept(&self.io, |l| l.accept())?.map(finish).transpose()
     }
 
     /// Waits for a connection and accepts it.
@@ -170,18 +165,7 @@ impl TcpListener {
     /// # }).unwrap();
     /// ```
     pub async fn accept(&self) -> io::Result<AcceptResult> {
-        if self.backoff.is_armed() {
-            self.backoff.wait().await;
-        }
-        let accepted = self.io.async_io(Interest::READABLE, |l| l.accept()).await;
-        self.finish(accepted)
-    }
-
-    /// Wraps an accepted socket and keeps the back-off state up to date.
-    fn finish(&self, accepted: io::Result<(mio::net::TcpStream, std::net::SocketAddr)>) -> io::Result<AcceptResult> {
-        self.backoff.record(&accepted);
-        let (stream, peer) = accepted?;
-        Ok(AcceptResult { stream: TcpStream::from_mio(stream)?, peer_addr: Address::from(peer) })
+        finish(self.backoff.accept(&self.io, |l| l.accept()).await?)
     }
 
     /// The local address the listener is bound to (with the real port after binding
@@ -228,6 +212,11 @@ impl TcpListener {
         listener.set_nonblocking(false)?;
         Ok(listener)
     }
+}
+
+/// Wraps an accepted socket.
+fn finish((stream, peer): (mio::net::TcpStream, std::net::SocketAddr)) -> io::Result<AcceptResult> {
+    Ok(AcceptResult { stream: TcpStream::from_mio(stream)?, peer_addr: Address::from(peer) })
 }
 
 impl AsRawFd for TcpListener {

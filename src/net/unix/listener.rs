@@ -8,7 +8,7 @@ use std::path::Path;
 use socket2::{Domain, Socket, Type};
 
 use super::{UnixAddr, UnixStream};
-use crate::io::{Evented, Interest};
+use crate::io::Evented;
 use crate::net::backoff::AcceptBackoff;
 
 /// A Unix domain socket listening for stream connections.
@@ -115,13 +115,7 @@ impl UnixListener {
     ///
     /// `EMFILE`/`ENFILE` when out of descriptors; other OS errors.
     pub fn try_accept(&self) -> io::Result<Option<UnixAcceptResult>> {
-        let conn = match self.io.try_io(Interest::READABLE, |l| l.accept()) {
-            Ok(None) => return Ok(None),
-            Ok(Some(conn)) => Ok(conn),
-            Err(e) => Err(e),
-        };
-        self.backoff.record(&conn);
-        finish(conn?).map(Some)
+        self.backoff.try_accept(&self.io, |l| l.accept())?.map(finish).transpose()
     }
 
     /// Waits for a connection and accepts it.
@@ -139,12 +133,7 @@ impl UnixListener {
     /// Cancel safe: if the future is dropped before it completes, no connection was
     /// taken from the queue.
     pub async fn accept(&self) -> io::Result<UnixAcceptResult> {
-        if self.backoff.is_armed() {
-            self.backoff.wait().await;
-        }
-        let accepted = self.io.async_io(Interest::READABLE, |l| l.accept()).await;
-        self.backoff.record(&accepted);
-        finish(accepted?)
+        finish(self.backoff.accept(&self.io, |l| l.accept()).await?)
     }
 
     /// The address the listener is bound to.

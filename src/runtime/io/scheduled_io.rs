@@ -403,7 +403,7 @@ impl ScheduledIo {
     /// them would make the readiness loop retry forever inside one poll. A stream whose
     /// peer really closed returns `Ok(0)`, never `WouldBlock`, so nothing is lost.
     pub(crate) fn clear_readiness(&self, event: ReadyEvent) {
-        self.clear_bits(event, event.ready);
+        self.clear_bits(event, event.ready, 0);
     }
 
     /// Clears the readable/writable bits of `event` but keeps the closed bits, if no new
@@ -414,19 +414,17 @@ impl ScheduledIo {
     /// behind it (a peer's `MSG_OOB` must not stall the reader); the next read goes to
     /// the socket and its `WouldBlock` clears normally.
     pub(crate) fn clear_drained(&self, event: ReadyEvent) {
-        let clear = event.ready.without(Ready::READ_CLOSED | Ready::WRITE_CLOSED).as_usize();
-        let _ = self.readiness.fetch_update(AcqRel, Acquire, |cur| {
-            let tick = ((cur & TICK_MASK) >> TICK_SHIFT) as u16;
-            (tick == event.tick && cur & URGENT == 0).then_some(cur & !clear)
-        });
+        self.clear_bits(event, event.ready.without(Ready::READ_CLOSED | Ready::WRITE_CLOSED), URGENT);
     }
 
-    fn clear_bits(&self, event: ReadyEvent, clear: Ready) {
-        // Clearing readability also forgets the urgent report that came with it.
+    /// Clears `clear` (and, with readability, the urgent report that came with it) in
+    /// one read-modify-write, if the tick is still `event`'s and none of the `unless`
+    /// bits is set.
+    fn clear_bits(&self, event: ReadyEvent, clear: Ready, unless: usize) {
         let clear = clear.as_usize() | if clear.as_usize() & Ready::READABLE.as_usize() != 0 { URGENT } else { 0 };
         let _ = self.readiness.fetch_update(AcqRel, Acquire, |cur| {
             let tick = ((cur & TICK_MASK) >> TICK_SHIFT) as u16;
-            (tick == event.tick).then_some(cur & !clear)
+            (tick == event.tick && cur & unless == 0).then_some(cur & !clear)
         });
     }
 
