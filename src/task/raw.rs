@@ -180,11 +180,11 @@ unsafe fn poll<F: Future>(ptr: NonNull<Header>) -> bool {
         // if the poll itself panicked, the drop's payload (the poll's panic is kept).
         Some(payload) => match output {
             Ok(v) => {
-                let _ = catch_unwind(AssertUnwindSafe(move || drop(v)));
+                drop_contained(v);
                 Err(JoinError::panic(payload))
             }
             Err(first) => {
-                let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+                drop_contained(payload);
                 Err(first)
             }
         },
@@ -389,6 +389,12 @@ unsafe fn cancel_and_complete(ptr: NonNull<Header>) {
 /// The output is stored: leave the task list, set `COMPLETE`, hand the output to the
 /// handle (or drop it), and drop the caller's reference (and the list's).
 ///
+/// Drops `value`, a panic in its destructor included (user code run on a scheduler's
+/// thread must not unwind into it).
+fn drop_contained<T>(value: T) {
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(value)));
+}
+
 /// # Safety
 ///
 /// The caller set `RUNNING`, stored the output and holds one reference.
@@ -416,8 +422,7 @@ unsafe fn complete(ptr: NonNull<Header>) {
                 // user code (its drop may panic, e.g. a waker that dropped the handle in
                 // `wake_by_ref`): contained like the wake, or it would unwind out of the
                 // worker.
-                let stale = AssertUnwindSafe((*h.join_waker.get()).take());
-                let _ = catch_unwind(move || drop(stale));
+                drop_contained((*h.join_waker.get()).take());
             }
         }
         if h.state.ref_dec_n(refs) {

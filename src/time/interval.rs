@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use super::sleep::after;
 use super::{sleep_until, Sleep};
 
 /// What an [`Interval`] does when ticks were missed (the task was busy past a tick).
@@ -104,12 +105,6 @@ impl Interval {
         self.next = after(Instant::now(), self.period);
         self.sleep.reset(self.next);
     }
-}
-
-/// `t + d`, or about thirty years from now where that overflows (a huge period: the
-/// next tick never comes, as with `sleep(Duration::MAX)`).
-fn after(t: Instant, d: Duration) -> Instant {
-    t.checked_add(d).unwrap_or_else(super::sleep::far_future)
 }
 
 use std::future::Future;

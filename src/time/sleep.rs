@@ -29,8 +29,7 @@ use crate::runtime::io::Driver;
 /// });
 /// ```
 pub fn sleep(duration: Duration) -> Sleep {
-    let now = Instant::now();
-    sleep_until(now.checked_add(duration).unwrap_or_else(far_future))
+    sleep_until(after(Instant::now(), duration))
 }
 
 /// Waits until `deadline`. A deadline in the past completes at once.
@@ -51,6 +50,12 @@ pub fn sleep(duration: Duration) -> Sleep {
 /// ```
 pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep { deadline, entry: None }
+}
+
+/// `t + d`, or [`far_future`] where that overflows `Instant` (`Duration::MAX`: the
+/// deadline never comes). Every deadline the time module computes from a duration.
+pub(crate) fn after(t: Instant, d: Duration) -> Instant {
+    t.checked_add(d).unwrap_or_else(far_future)
 }
 
 /// About thirty years from now: the deadline of a sleep whose duration overflows.

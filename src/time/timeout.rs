@@ -51,7 +51,7 @@ impl From<Elapsed> for io::Error {
 /// });
 /// ```
 pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
-    let deadline = Instant::now().checked_add(duration).unwrap_or_else(super::sleep::far_future);
+    let deadline = super::sleep::after(Instant::now(), duration);
     timeout_at(deadline, future)
 }
 
