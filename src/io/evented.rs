@@ -271,6 +271,29 @@ impl<T: AsRawFd> Evented<T> {
         AsyncIo { ev: self, interest, key: None, f }
     }
 
+    /// [`Evented::async_io`] for an operation whose input was checked when it was called
+    /// (a destination address): `f` gets the checked value; a failed check is the
+    /// future's result on its first poll, before any wait for readiness.
+    pub(crate) fn async_io_with<'a, A: 'a, R: 'a>(
+        &'a self,
+        interest: Interest,
+        checked: io::Result<A>,
+        mut f: impl FnMut(&T, &A) -> io::Result<R> + 'a,
+    ) -> impl Future<Output = io::Result<R>> + 'a {
+        let (value, mut bad) = match checked {
+            Ok(a) => (Some(a), None),
+            Err(e) => (None, Some(e)),
+        };
+        let mut op = self.async_io(interest, move |s| match &value {
+            Some(a) => f(s, a),
+            None => Err(io::Error::from(io::ErrorKind::InvalidInput)), // never: `bad` comes first
+        });
+        std::future::poll_fn(move |cx| match bad.take() {
+            Some(e) => Poll::Ready(Err(e)),
+            None => Pin::new(&mut op).poll(cx),
+        })
+    }
+
     /// Waits until the socket has any readiness in `interest` (waiter list). The future
     /// itself, not an `async fn` around it: one small state machine for the
     /// `readable` / `writable` / `ready` methods that return it.
@@ -339,21 +362,6 @@ impl<T: AsRawFd> Future for Readiness<'_, T> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<Ready>> {
         self.poll_inner(cx).map_ok(|e| e.ready)
     }
-}
-
-/// `fut`, unless `bad` holds an error: then the first poll returns it, before `fut`
-/// (and its wait for readiness) runs at all. For operations whose input is checked when
-/// they are called but whose future type must be the same either way.
-pub(crate) fn fail_first<F: Future<Output = io::Result<R>> + Unpin, R>(
-    bad: Option<io::Error>,
-    fut: F,
-) -> impl Future<Output = io::Result<R>> {
-    let mut bad = bad;
-    let mut fut = fut;
-    std::future::poll_fn(move |cx| match bad.take() {
-        Some(e) => Poll::Ready(Err(e)),
-        None => Pin::new(&mut fut).poll(cx),
-    })
 }
 
 /// A readiness future whose `Ok` value is dropped.

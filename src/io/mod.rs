@@ -19,6 +19,6 @@ mod evented;
 mod interest;
 mod ready;
 
-pub(crate) use evented::{fail_first, Evented};
+pub(crate) use evented::Evented;
 pub use interest::Interest;
 pub use ready::Ready;

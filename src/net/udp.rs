@@ -635,17 +635,8 @@ impl UdpSocket {
         addr: impl Into<Address>,
     ) -> impl Future<Output = io::Result<usize>> + 'a {
         // Port 0 fails the first poll, before any wait for writability.
-        let (to, bad) = match destination(addr.into()) {
-            Ok(to) => (Some(to), None),
-            Err(e) => (None, Some(e)),
-        };
-        crate::io::fail_first(
-            bad,
-            self.io.async_io(Interest::WRITABLE, move |s| match &to {
-                Some(to) => sys::send_to(s.as_fd(), data, to),
-                None => Err(io::Error::from(io::ErrorKind::InvalidInput)), // never: `bad` came first
-            }),
-        )
+        self.io
+            .async_io_with(Interest::WRITABLE, destination(addr.into()), move |s, to| sys::send_to(s.as_fd(), data, to))
     }
 
     /// Receives one datagram, waiting until one arrives, and says who sent it.

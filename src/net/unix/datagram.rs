@@ -549,17 +549,7 @@ impl UnixDatagram {
     /// ```
     pub fn send_to<'a>(&'a self, data: &'a [u8], addr: &UnixAddr) -> impl Future<Output = io::Result<usize>> + 'a {
         // A bad address fails the first poll, before any wait for writability.
-        let (to, bad) = match addr.to_sockaddr() {
-            Ok(to) => (Some(to), None),
-            Err(e) => (None, Some(e)),
-        };
-        crate::io::fail_first(
-            bad,
-            self.io.async_io(Interest::WRITABLE, move |s| match &to {
-                Some(to) => sys::send_to(s.as_fd(), data, to),
-                None => Err(io::Error::from(io::ErrorKind::InvalidInput)), // never: `bad` came first
-            }),
-        )
+        self.io.async_io_with(Interest::WRITABLE, addr.to_sockaddr(), move |s, to| sys::send_to(s.as_fd(), data, to))
     }
 
     /// Receives one datagram, waiting until one arrives, and says who sent it.
