@@ -55,9 +55,11 @@ impl Runtime {
     pub(crate) fn build(b: &Builder) -> io::Result<Runtime> {
         let driver = Driver::new()?;
         let (scheduler, queues) = match b.kind {
-            Kind::CurrentThread => (Scheduler::CurrentThread(current_thread::Shared::new(driver.clone())), Vec::new()),
+            Kind::CurrentThread => {
+                (Scheduler::CurrentThread(current_thread::Shared::new(driver.clone(), b.idle_spin)), Vec::new())
+            }
             Kind::MultiThread => {
-                let (shared, queues) = multi_thread::Shared::new(b.resolved_workers(), driver.clone());
+                let (shared, queues) = multi_thread::Shared::new(b.resolved_workers(), driver.clone(), b.idle_spin);
                 (Scheduler::MultiThread(shared), queues)
             }
         };

@@ -337,11 +337,19 @@ mod bz {
     }
 
     pub fn run(mt: bool, cfg: Cfg) -> io::Result<()> {
-        let rt = if mt {
-            blitz_io::runtime::Builder::new_multi_thread().worker_threads(2).build()?
+        let mut b = if mt {
+            let mut b = blitz_io::runtime::Builder::new_multi_thread();
+            b.worker_threads(2);
+            b
         } else {
-            blitz_io::runtime::Builder::new_current_thread().build()?
+            blitz_io::runtime::Builder::new_current_thread()
         };
+        // Experiments only (the report runs the default): BLITZ_IDLE_SPIN_US=N sets
+        // `Builder::idle_spin`.
+        if let Some(us) = std::env::var("BLITZ_IDLE_SPIN_US").ok().and_then(|v| v.parse().ok()) {
+            b.idle_spin(std::time::Duration::from_micros(us));
+        }
+        let rt = b.build()?;
         rt.block_on(async move {
             match cfg.workload.as_str() {
                 "echo" | "http" => {

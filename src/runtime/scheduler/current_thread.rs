@@ -17,8 +17,10 @@
 //!    self-waking main future cannot starve them): local queue first, the remote queue
 //!    when it is empty or every [`REMOTE_INTERVAL`] tasks (so remote work cannot starve).
 //! 3. If work remains, turn the driver without blocking once per [`EVENT_INTERVAL`] units
-//!    of work (fresh I/O readiness and timers); otherwise park in the driver until an
-//!    event, a timer, or an unpark.
+//!    of work (fresh I/O readiness and timers); otherwise turn it without blocking for
+//!    the idle spin window, if one is open (`spin.rs`: it adapts to how long the thread
+//!    stays idle, and is zero while gaps are long), and, if that found nothing, park in
+//!    the driver until an event, a timer, or an unpark.
 //!
 //! # The driver is held for the whole `block_on`
 //!
@@ -61,6 +63,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use super::fifo::Fifo;
+use super::spin::Spin;
 use crate::runtime::io::{Core, Driver};
 use crate::runtime::park::Parker;
 use crate::task::owned::OwnedTasks;
@@ -85,6 +88,8 @@ pub(crate) struct Shared {
     waiting: Mutex<Vec<Waker>>,
     /// Every live task of this runtime.
     pub(crate) owned: OwnedTasks,
+    /// Limit of the idle spin window (`spin.rs`).
+    idle_spin: Duration,
 }
 
 thread_local! {
@@ -105,7 +110,7 @@ struct Local {
 }
 
 impl Shared {
-    pub(crate) fn new(driver: Arc<Driver>) -> Arc<Shared> {
+    pub(crate) fn new(driver: Arc<Driver>, idle_spin: Duration) -> Arc<Shared> {
         Arc::new(Shared {
             remote: Mutex::new(VecDeque::new()),
             remote_len: AtomicUsize::new(0),
@@ -115,6 +120,7 @@ impl Shared {
             driving: AtomicBool::new(false),
             waiting: Mutex::new(Vec::new()),
             owned: OwnedTasks::default(),
+            idle_spin,
         })
     }
 
@@ -317,6 +323,7 @@ fn drive<F: Future>(shared: &Arc<Shared>, mut future: Pin<&mut F>) -> F::Output 
     let mut cx = Context::from_waker(&waker);
     let mut tick: u32 = 0;
     let mut since_turn: u32 = 0;
+    let mut spin = Spin::new(shared.idle_spin);
     loop {
         // Look before the swap: in a server the main future (an accept loop) is rarely
         // the one woken, and a swap is a locked instruction on every pass.
@@ -349,7 +356,22 @@ fn drive<F: Future>(shared: &Arc<Shared>, mut future: Pin<&mut F>) -> F::Output 
             }
         } else {
             since_turn = 0;
+            // Idle: spin through a short gap (`spin.rs`), else sleep in the driver.
+            let idle_since = spin.begin_idle();
+            if let Some(start) = idle_since {
+                if spin.window() > Duration::ZERO
+                    && spin.spin(start, || {
+                        shared.driver.turn(core, Some(Duration::ZERO), || {});
+                        main.woken.load(Ordering::Acquire) || has_tasks(shared, &local)
+                    })
+                {
+                    continue;
+                }
+            }
             shared.parker.park_held(None, |timeout| shared.driver.turn(core, timeout, || {}));
+            if let Some(start) = idle_since {
+                spin.after_sleep(start.elapsed());
+            }
         }
     }
 }

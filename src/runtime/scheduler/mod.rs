@@ -8,6 +8,9 @@
 pub(crate) mod current_thread;
 mod fifo;
 pub(crate) mod multi_thread;
+mod spin;
+
+pub(crate) use spin::DEFAULT_MAX as DEFAULT_IDLE_SPIN;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -87,6 +87,15 @@
 //!    moment; a single long poll after an idle period is instead noticed within the
 //!    backed-off timeout, at most `WATCHDOG_MAX`.)
 //!
+//! **Spin** (before step 1, `spin.rs`): a worker that finds no task while every other
+//! worker is idle (it would be the one to sleep in the driver) first turns the driver
+//! without blocking for its idle spin window, if one is open, and goes back to its loop
+//! if that produced a task. It stays off the idle list meanwhile (not a searcher
+//! either: a task it then finds would make it notify the other workers about the rest
+//! of its queue), so a task pushed from elsewhere during the spin is notified as for
+//! any awake worker. It holds the driver while it spins: a watchdog sleeper that looks
+//! finds the driver turning.
+//!
 //! # Sharing I/O work
 //!
 //! A notify costs a futex wake and, here, 40–50 µs before the other core runs; a woken
@@ -179,12 +188,13 @@
 use std::cell::Cell;
 use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 
 use self::cpu_gate::{CpuGate, Stints};
 use self::idle::Idle;
+use super::spin::Spin;
 use crate::runtime::io::Driver;
 use crate::runtime::park::Parker;
 use crate::task::owned::OwnedTasks;
@@ -229,6 +239,8 @@ pub(crate) struct Shared {
     shutdown: AtomicBool,
     /// Every live task of this runtime.
     pub(crate) owned: OwnedTasks,
+    /// Limit of the idle spin window (`spin.rs`).
+    idle_spin: Duration,
 }
 
 thread_local! {
@@ -274,7 +286,7 @@ struct Local {
 
 impl Shared {
     /// A scheduler for `n` workers; the returned deques are handed to the worker threads.
-    pub(crate) fn new(n: usize, driver: Arc<Driver>) -> (Arc<Shared>, Vec<Worker<Runnable>>) {
+    pub(crate) fn new(n: usize, driver: Arc<Driver>, idle_spin: Duration) -> (Arc<Shared>, Vec<Worker<Runnable>>) {
         let queues: Vec<Worker<Runnable>> = (0..n).map(|_| Worker::new_fifo()).collect();
         let shared = Arc::new(Shared {
             injector: Injector::new(),
@@ -285,6 +297,7 @@ impl Shared {
             driver,
             shutdown: AtomicBool::new(false),
             owned: OwnedTasks::default(),
+            idle_spin,
         });
         (shared, queues)
     }
@@ -385,6 +398,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
     let mut skipped: u32 = 0;
     // The driver's turn count at this worker's last event interval.
     let mut seen_turns = shared.driver.turns();
+    let mut spin = Spin::new(shared.idle_spin);
     while !shared.is_shutdown() {
         tick = tick.wrapping_add(1);
         if tick % EVENT_INTERVAL == 0 {
@@ -429,8 +443,22 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
                     shared.idle.transition_to_searching();
                     continue;
                 }
+                // The last awake worker spins through a short gap before it sleeps in
+                // the driver (`spin.rs`).
+                let idle_since = if !retiring && shared.idle.others_idle() { spin.begin_idle() } else { None };
+                if let Some(start) = idle_since {
+                    // Not a searcher meanwhile (a task it found would then notify the
+                    // other worker about the rest of its queue): a task pushed from
+                    // elsewhere during the spin wakes an idle worker as usual.
+                    if spin.window() > Duration::ZERO && spin_for_work(&shared, &local, &spin, start) {
+                        continue;
+                    }
+                }
                 stints.end(&shared.gate, shared.idle.others_idle());
                 park(&shared, &local, &mut searching, std::mem::take(&mut retiring));
+                if let Some(start) = idle_since {
+                    spin.after_sleep(start.elapsed());
+                }
                 if searching {
                     // Woken by a notify: a helper; measure whether it gets a CPU.
                     stints.begin();
@@ -596,6 +624,20 @@ fn park(shared: &Shared, local: &Local, searching: &mut bool, retiring: bool) {
             return;
         }
     }
+}
+
+/// The spin of the last awake worker: turns the driver without
+/// blocking until a task shows up anywhere or `spin`'s window has passed since `start`.
+/// Returns whether it found work (or shutdown began). Does not spin if the driver is
+/// busy: its holder is another worker about to wake up.
+fn spin_for_work(shared: &Shared, local: &Local, spin: &Spin, start: Instant) -> bool {
+    let Some(mut core) = shared.driver.try_lock_core() else { return false };
+    spin.spin(start, || {
+        local.in_driver.set(true);
+        shared.driver.turn(&mut core, Some(Duration::ZERO), || {});
+        end_driver_delivery(shared, local);
+        !local.queue.is_empty() || shared.has_work() || shared.is_shutdown()
+    })
 }
 
 /// Ends a driver delivery: wakes go through the LIFO slot again, and if the backlog is

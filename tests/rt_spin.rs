@@ -1,0 +1,171 @@
+//! `Builder::idle_spin`: an idle scheduler thread spins through short gaps between
+//! events instead of sleeping in each, and stops spinning when the gaps get long.
+//!
+//! Sleeps are counted as the thread's voluntary context switches, CPU time as its
+//! on-CPU time (`/proc/<tid>/schedstat`); both are per thread, so the driving thread is
+//! measured alone. The tests take a lock: a spinning thread takes a core, and on a
+//! 2-core machine two at once would disturb each other's gaps.
+
+mod support;
+
+use std::io::{self, Write};
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use blitz_io::net::UnixStream;
+use blitz_io::runtime::{Builder, Runtime};
+use blitz_io::time::sleep;
+use support::{eventually, unique_name, with_timeout};
+
+/// Events written by the peer thread, one per gap.
+const EVENTS: usize = 300;
+/// Gap between two events: well under the 10 ms window limit used below.
+const GAP: Duration = Duration::from_millis(1);
+
+fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A field of `/proc/thread-self/status` or of a task's status file.
+fn status_field(path: &str, field: &str) -> u64 {
+    let text = std::fs::read_to_string(path).unwrap();
+    let line = text.lines().find(|l| l.starts_with(field)).unwrap();
+    line[field.len()..].trim_start_matches(':').trim().parse().unwrap()
+}
+
+/// The `/proc` directory of the one thread of this process named `name` (waiting for
+/// it to start).
+fn thread_dir(name: &str) -> String {
+    let find = || {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc/self/task").unwrap() {
+            let dir = entry.unwrap().path();
+            if std::fs::read_to_string(dir.join("comm")).map(|c| c.trim() == name).unwrap_or(false) {
+                found.push(dir.display().to_string());
+            }
+        }
+        found
+    };
+    assert!(eventually(Duration::from_secs(10), || !find().is_empty()), "no thread named {name}");
+    let mut found = find();
+    assert_eq!(found.len(), 1, "threads named {name}: {found:?}");
+    found.remove(0)
+}
+
+/// On-CPU time of the thread whose `/proc` directory is `dir`.
+fn cpu_time(dir: &str) -> Duration {
+    let text = std::fs::read_to_string(format!("{dir}/schedstat")).unwrap();
+    Duration::from_nanos(text.split_whitespace().next().unwrap().parse().unwrap())
+}
+
+/// Sends `EVENTS` bytes, one every `GAP`, from a plain thread; returns its join handle.
+fn peer(mut tx: StdUnixStream) -> std::thread::JoinHandle<io::Result<()>> {
+    std::thread::spawn(move || {
+        for _ in 0..EVENTS {
+            std::thread::sleep(GAP);
+            tx.write_all(&[7])?;
+        }
+        Ok(())
+    })
+}
+
+/// Voluntary context switches of the thread at `dir` (`None`: the calling thread,
+/// which is the driving thread of a current-thread `block_on`) while a task on `rt`
+/// receives `EVENTS` bytes spaced `GAP` apart.
+fn sleeps_while_receiving(rt: &Runtime, dir: Option<&str>) -> u64 {
+    let (tx, rx) = StdUnixStream::pair().unwrap();
+    rx.set_nonblocking(true).unwrap();
+    rt.block_on(async move {
+        let dir = dir.map_or_else(|| "/proc/thread-self".to_owned(), str::to_owned);
+        let mut rx = UnixStream::from_std(rx).unwrap();
+        let reader = blitz_io::task::spawn(async move {
+            let mut buf = [0u8; 16];
+            let mut got = 0;
+            while got < EVENTS {
+                let n = rx.read(&mut buf).await.unwrap();
+                assert!(n > 0, "peer closed early");
+                got += n;
+            }
+        });
+        let before = status_field(&format!("{dir}/status"), "voluntary_ctxt_switches");
+        let p = peer(tx);
+        reader.await.unwrap();
+        let after = status_field(&format!("{dir}/status"), "voluntary_ctxt_switches");
+        p.join().unwrap().unwrap();
+        after - before
+    })
+}
+
+fn current(spin: Duration) -> Runtime {
+    Builder::new_current_thread().idle_spin(spin).build().unwrap()
+}
+
+#[test]
+fn current_thread_spins_through_short_gaps() {
+    with_timeout(60, || {
+        let _s = serial();
+        let sleeps_off = sleeps_while_receiving(&current(Duration::ZERO), None);
+        let sleeps_on = sleeps_while_receiving(&current(Duration::from_millis(10)), None);
+        println!("current_thread, {EVENTS} events {GAP:?} apart: {sleeps_off} sleeps without spin, {sleeps_on} with");
+        // Without a spin the thread sleeps in (nearly) every gap: the measure works.
+        assert!(sleeps_off as usize >= EVENTS * 3 / 4, "{sleeps_off} sleeps for {EVENTS} gaps without spin");
+        // With it, the window opens within a few gaps and covers the rest.
+        assert!((sleeps_on as usize) < EVENTS / 4, "{sleeps_on} sleeps for {EVENTS} gaps with a 10 ms spin");
+    });
+}
+
+#[test]
+fn multi_thread_last_worker_spins_through_short_gaps() {
+    with_timeout(60, || {
+        let _s = serial();
+        let mut counts = Vec::new();
+        for spin in [Duration::ZERO, Duration::from_millis(10)] {
+            let name = unique_name("spin");
+            let rt = Builder::new_multi_thread().worker_threads(1).thread_name(&name).idle_spin(spin).build().unwrap();
+            let dir = thread_dir(&name);
+            counts.push(sleeps_while_receiving(&rt, Some(&dir)));
+        }
+        println!(
+            "multi_thread(1), {EVENTS} events {GAP:?} apart: {} sleeps without spin, {} with",
+            counts[0], counts[1]
+        );
+        assert!(counts[0] as usize >= EVENTS * 3 / 4, "{} sleeps for {EVENTS} gaps without spin", counts[0]);
+        assert!((counts[1] as usize) < EVENTS / 4, "{} sleeps for {EVENTS} gaps with a 10 ms spin", counts[1]);
+    });
+}
+
+/// After short gaps opened the window, long gaps (20 ms, above the 10 ms limit) close
+/// it again within a few sleeps: the thread is not left spinning 10 ms in every gap.
+#[test]
+fn long_gaps_close_the_window() {
+    with_timeout(60, || {
+        let _s = serial();
+        let rt = current(Duration::from_millis(10));
+        let sleeps = sleeps_while_receiving(&rt, None);
+        assert!((sleeps as usize) < EVENTS / 4, "the window did not open: {sleeps} sleeps");
+        let used = rt.block_on(async {
+            let before = cpu_time("/proc/thread-self");
+            for _ in 0..30 {
+                sleep(Duration::from_millis(20)).await;
+            }
+            cpu_time("/proc/thread-self") - before
+        });
+        println!("30 gaps of 20 ms after the window opened: {used:?} CPU");
+        // Spinning the full window in every gap would be 300 ms; shrinking by halves it
+        // is about 10 + 5 + 2.5 + 1.25 ms.
+        assert!(used < Duration::from_millis(100), "{used:?} CPU in 30 long gaps");
+    });
+}
+
+#[test]
+fn builder_rejects_an_idle_spin_over_10_ms() {
+    for b in [Builder::new_multi_thread(), Builder::new_current_thread()] {
+        let e = b.clone().idle_spin(Duration::from_millis(11)).build().unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
+        assert!(e.to_string().contains("idle_spin"), "{e}");
+        let rt = b.clone().idle_spin(Duration::from_millis(10)).build().unwrap();
+        assert_eq!(rt.block_on(async { 5 }), 5);
+    }
+}
