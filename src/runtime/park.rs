@@ -229,13 +229,18 @@ impl Parker {
     /// Parks in held-driver mode: calls `wait` with `timeout`, or with a zero timeout if an
     /// unpark came since the last park. `wait` must return when the driver is unparked
     /// after it was called (the eventfd is sticky). May return spuriously.
+    ///
+    /// Returns `false` when a pending unpark made it a zero-timeout turn: the thread did
+    /// not sleep, and the time spent is no measure of how long it stayed idle.
     #[inline]
-    pub(crate) fn park_held(&self, timeout: Option<Duration>, wait: impl FnOnce(Option<Duration>)) {
+    pub(crate) fn park_held(&self, timeout: Option<Duration>, wait: impl FnOnce(Option<Duration>)) -> bool {
         if self.state.load(SeqCst) == NOTIFIED {
             self.state.swap(PARKED_DRIVER, SeqCst);
             wait(Some(Duration::ZERO));
+            false
         } else {
             wait(timeout);
+            true
         }
     }
 

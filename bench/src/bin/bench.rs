@@ -1059,7 +1059,9 @@ fn write_report(cfg: &Cfg, wls: &[Wl], recs: &[Rec], sys: &[(String, String, Jso
         s,
         "- contenders: {}. `-mt` = multi-thread runtime with 2 workers, `-ct` = current-thread; `mio` = hand-written \
          single-threaded mio event loop; `smol` = async-executor + async-io on one thread. Same code shape \
-         everywhere: task per connection, TCP_NODELAY, 16 KiB read buffer, read then write_all.",
+         everywhere: task per connection, TCP_NODELAY, 16 KiB read buffer, read then write_all. Every runtime \
+         with its default settings (blitz-io: `idle_spin` 10 µs, so an idle blitz-io scheduler polls the driver \
+         for up to 10 µs before it sleeps, while its idle gaps stay that short; CPU figures include that spin).",
         cfg.contenders.join(", ")
     );
     let _ = writeln!(

@@ -368,8 +368,12 @@ fn drive<F: Future>(shared: &Arc<Shared>, mut future: Pin<&mut F>) -> F::Output 
                     continue;
                 }
             }
-            shared.parker.park_held(None, |timeout| shared.driver.turn(core, timeout, || {}));
-            if let Some(start) = idle_since {
+            let slept = shared.parker.park_held(None, |timeout| shared.driver.turn(core, timeout, || {}));
+            // Not after a pending unpark's zero-timeout turn: the wake it consumed came
+            // before (it is what ended the last idle period), and counting the turn as a
+            // short idle period would reopen the window after every wake from another
+            // thread.
+            if let (true, Some(start)) = (slept, idle_since) {
                 spin.after_sleep(start.elapsed());
             }
         }

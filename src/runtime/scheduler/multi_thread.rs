@@ -30,7 +30,7 @@
 //! since its last interval: if nobody did (the others are stuck in long polls, or
 //! retiring too), it turns the driver itself, so the driver is never left unturned by
 //! every awake worker. (A turn finds the driver held only when its holder sleeps in
-//! `epoll_wait`, where it sees the I/O itself.)
+//! `epoll_wait` or spins before it, where it sees the I/O itself.)
 //!
 //! Why skip: a turn while an interval of work is still queued only moves ready tasks
 //! from the kernel's list to the back of this FIFO; they run no sooner. What it does
@@ -90,11 +90,14 @@
 //! **Spin** (before step 1, `spin.rs`): a worker that finds no task while every other
 //! worker is idle (it would be the one to sleep in the driver) first turns the driver
 //! without blocking for its idle spin window, if one is open, and goes back to its loop
-//! if that produced a task. It stays off the idle list meanwhile (not a searcher
-//! either: a task it then finds would make it notify the other workers about the rest
-//! of its queue), so a task pushed from elsewhere during the spin is notified as for
-//! any awake worker. It holds the driver while it spins: a watchdog sleeper that looks
-//! finds the driver turning.
+//! if that produced a task. It stays off the idle list meanwhile and does not start
+//! searching for the spin (a searcher that finds a task notifies the other workers
+//! about the rest of its queue), so a task pushed from elsewhere during the spin is
+//! notified as for any awake worker. A worker that already was a searcher (woken by a
+//! notify, it found nothing) spins as one: notifiers then leave new tasks to it, and
+//! its spin looks at every queue on each turn. It holds the driver while it spins: a
+//! watchdog sleeper that looks finds the driver turning, and a worker whose turn finds
+//! the driver held knows its holder sees the I/O (it sleeps in `epoll_wait` or spins).
 //!
 //! # Sharing I/O work
 //!
