@@ -36,21 +36,23 @@ fn status_field(path: &str, field: &str) -> u64 {
     line[field.len()..].trim_start_matches(':').trim().parse().unwrap()
 }
 
+/// The `/proc` directories of this process's threads named `name`.
+fn threads_named(name: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/task").unwrap() {
+        let dir = entry.unwrap().path();
+        if std::fs::read_to_string(dir.join("comm")).map(|c| c.trim() == name).unwrap_or(false) {
+            found.push(dir.display().to_string());
+        }
+    }
+    found
+}
+
 /// The `/proc` directory of the one thread of this process named `name` (waiting for
 /// it to start).
 fn thread_dir(name: &str) -> String {
-    let find = || {
-        let mut found = Vec::new();
-        for entry in std::fs::read_dir("/proc/self/task").unwrap() {
-            let dir = entry.unwrap().path();
-            if std::fs::read_to_string(dir.join("comm")).map(|c| c.trim() == name).unwrap_or(false) {
-                found.push(dir.display().to_string());
-            }
-        }
-        found
-    };
-    assert!(eventually(Duration::from_secs(10), || !find().is_empty()), "no thread named {name}");
-    let mut found = find();
+    assert!(eventually(Duration::from_secs(10), || !threads_named(name).is_empty()), "no thread named {name}");
+    let mut found = threads_named(name);
     assert_eq!(found.len(), 1, "threads named {name}: {found:?}");
     found.remove(0)
 }
@@ -134,6 +136,48 @@ fn multi_thread_last_worker_spins_through_short_gaps() {
         );
         assert!(counts[0] as usize >= EVENTS * 3 / 4, "{} sleeps for {EVENTS} gaps without spin", counts[0]);
         assert!((counts[1] as usize) < EVENTS / 4, "{} sleeps for {EVENTS} gaps with a 10 ms spin", counts[1]);
+    });
+}
+
+/// Tasks spawned from outside the runtime (the accept loop of a `block_on` server), one
+/// per short gap, go to the spinning worker: the sleeping one is not woken for each.
+#[test]
+fn multi_thread_spinner_takes_remote_spawns() {
+    with_timeout(60, || {
+        let _s = serial();
+        let name = unique_name("spin");
+        let rt = Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name(&name)
+            .idle_spin(Duration::from_millis(10))
+            .build()
+            .unwrap();
+        assert!(eventually(Duration::from_secs(10), || threads_named(&name).len() == 2), "workers did not start");
+        let sleeps = || -> u64 {
+            threads_named(&name).iter().map(|d| status_field(&format!("{d}/status"), "voluntary_ctxt_switches")).sum()
+        };
+        let handle = rt.handle().clone();
+        let run = |count: usize| {
+            let (done_tx, done_rx) = std::sync::mpsc::channel();
+            for _ in 0..count {
+                std::thread::sleep(GAP);
+                let done_tx = done_tx.clone();
+                handle.spawn(async move {
+                    let _ = done_tx.send(());
+                });
+            }
+            for _ in 0..count {
+                done_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            }
+        };
+        // Open the window.
+        run(50);
+        let before = sleeps();
+        run(EVENTS);
+        let slept = sleeps() - before;
+        println!("multi_thread(2), {EVENTS} remote spawns {GAP:?} apart: the workers slept {slept} times");
+        // Waking a worker for each spawn would be at least EVENTS sleeps.
+        assert!((slept as usize) < EVENTS / 3, "workers slept {slept} times for {EVENTS} remote spawns");
     });
 }
 
