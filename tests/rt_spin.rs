@@ -291,3 +291,101 @@ fn short_remote_wake_gaps_still_spin() {
         assert!((sleeps as usize) < EVENTS / 4, "{sleeps} sleeps for {EVENTS} short remote gaps");
     });
 }
+
+/// Whether the two instants are within `limit` of each other.
+fn apart(a: std::time::Instant, b: std::time::Instant) -> Duration {
+    if a > b {
+        a - b
+    } else {
+        b - a
+    }
+}
+
+/// Review: two long computations spawned back to back from outside the runtime while
+/// the last awake worker spins run in parallel: the second starts on the sleeping worker
+/// at once (module doc, "Sharing I/O work": spawns "still notify at once: they may be
+/// long computations that want a core"), not only when that worker's watchdog fires.
+#[test]
+fn multi_thread_remote_burst_during_spin_runs_in_parallel() {
+    with_timeout(60, || {
+        let _s = serial();
+        let rt = Builder::new_multi_thread().worker_threads(2).idle_spin(Duration::from_millis(10)).build().unwrap();
+        let handle = rt.handle().clone();
+        let mut delays = Vec::new();
+        for _ in 0..4 {
+            // Open the window: remote spawns 1 ms apart.
+            for _ in 0..50 {
+                std::thread::sleep(GAP);
+                let (tx, rx) = std::sync::mpsc::channel();
+                handle.spawn(async move {
+                    let _ = tx.send(());
+                });
+                rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            }
+            std::thread::sleep(GAP);
+            // The last awake worker is spinning now: spawn two 150 ms computations.
+            let (tx, rx) = std::sync::mpsc::channel();
+            for _ in 0..2 {
+                let tx = tx.clone();
+                handle.spawn(async move {
+                    let start = std::time::Instant::now();
+                    let _ = tx.send(start);
+                    while start.elapsed() < Duration::from_millis(150) {
+                        std::hint::spin_loop();
+                    }
+                });
+            }
+            let a = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            let b = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            delays.push(apart(a, b));
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        println!("second computation started after {delays:?}");
+        let worst = delays.iter().max().unwrap();
+        assert!(*worst < Duration::from_millis(20), "the second computation waited {worst:?} for a core: {delays:?}");
+    });
+}
+
+/// Review: a driver batch of more than SHARE_BACKLOG (128) tasks delivered by the
+/// spinning worker's turn is shared with the sleeping worker at once ("Sharing I/O
+/// work"), as the commit's comment says ("a backlog is shared by the driver delivery's
+/// own rule"): that rule's notify must not be swallowed by the spinner's own searcher
+/// count.
+#[test]
+fn multi_thread_backlog_delivered_during_spin_is_shared() {
+    with_timeout(60, || {
+        let _s = serial();
+        let rt = Builder::new_multi_thread().worker_threads(2).idle_spin(Duration::from_millis(10)).build().unwrap();
+        let handle = rt.handle().clone();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // A ticker keeps the last awake worker spinning through 1 ms gaps.
+        let ticking = stop.clone();
+        handle.spawn(async move {
+            while !ticking.load(std::sync::atomic::Ordering::Relaxed) {
+                blitz_io::time::sleep(GAP).await;
+            }
+        });
+        const TASKS: usize = 200;
+        let deadline = std::time::Instant::now() + Duration::from_millis(400);
+        let (tx, rx) = std::sync::mpsc::channel();
+        for _ in 0..TASKS {
+            let tx = tx.clone();
+            handle.spawn(async move {
+                blitz_io::time::sleep_until(deadline).await;
+                let start = std::time::Instant::now();
+                let _ = tx.send((start, std::thread::current().id()));
+                while start.elapsed() < Duration::from_millis(1) {
+                    std::hint::spin_loop();
+                }
+            });
+        }
+        let mut runs: Vec<_> = (0..TASKS).map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap()).collect();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        runs.sort_by_key(|r| r.0);
+        let (first, first_thread) = runs[0];
+        let other = runs.iter().find(|r| r.1 != first_thread).map(|r| r.0 - first);
+        println!("{TASKS} timers fired together; the second worker started on them after {other:?}");
+        let other = other.expect("one worker ran every task of the backlog");
+        assert!(other < Duration::from_millis(15), "the backlog was shared after {other:?}");
+    });
+}

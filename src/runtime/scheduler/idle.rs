@@ -155,6 +155,7 @@ mod loom_tests {
     //! SeqCst fence from `Idle` makes both models fail that way.
 
     use super::Idle;
+    use crate::loom::sync::atomic::fence;
     use crate::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use crate::loom::sync::Arc;
     use loom::thread;
@@ -208,8 +209,21 @@ mod loom_tests {
         /// returns how many tasks it ran and whether its last park made the idle list
         /// full (so it sleeps in the driver). `searching` is the state it starts in (a
         /// worker woken by a notifier is a searcher).
-        fn run_worker(&self, index: usize, mut searching: bool) -> (usize, bool) {
+        fn run_worker(&self, index: usize, searching: bool) -> (usize, bool) {
+            self.run_worker_spin(index, searching, false)
+        }
+
+        fn notify(&self) {
+            if let Some(index) = self.idle.worker_to_notify() {
+                let _ = self.wake[index].swap(true, Ordering::AcqRel);
+            }
+        }
+
+        /// `run_worker`; with `spin`, a worker that finds no task while the other is
+        /// idle first spins (one poll) as a searcher, as `multi_thread::run_worker` does.
+        fn run_worker_spin(&self, index: usize, mut searching: bool, spin: bool) -> (usize, bool) {
             let mut ran = 0;
+            let mut spun = false;
             loop {
                 if self.pop() {
                     if searching {
@@ -225,6 +239,26 @@ mod loom_tests {
                     self.idle.transition_to_searching();
                     continue;
                 }
+                if spin && !spun && self.idle.others_idle() {
+                    // One spin per idle period keeps the model finite.
+                    spun = true;
+                    let was_searching = std::mem::replace(&mut searching, true);
+                    if !was_searching {
+                        self.idle.transition_to_searching();
+                    }
+                    if self.has_work() {
+                        if !was_searching {
+                            searching = false;
+                            let _ = self.idle.transition_from_searching();
+                            fence(Ordering::SeqCst);
+                            if self.queue.load(Ordering::Acquire) > 1 {
+                                self.notify();
+                            }
+                        }
+                        continue;
+                    }
+                }
+                spun = false;
                 // park()
                 let last = self.idle.transition_to_parked(index, searching);
                 searching = false;
@@ -245,11 +279,15 @@ mod loom_tests {
     }
 
     fn check(pushes: usize) {
+        check_spin(pushes, false)
+    }
+
+    fn check_spin(pushes: usize, spin: bool) {
         let m = Arc::new(Model::new());
         let workers: Vec<_> = (0..WORKERS)
             .map(|i| {
                 let m = m.clone();
-                thread::spawn(move || m.run_worker(i, false))
+                thread::spawn(move || m.run_worker_spin(i, false, spin))
             })
             .collect();
         let pusher = {
@@ -272,7 +310,7 @@ mod loom_tests {
         for i in 0..WORKERS {
             if m.wake[i].swap(false, Ordering::AcqRel) {
                 let searching = !m.idle.unidle(i);
-                let (n, last) = m.run_worker(i, searching);
+                let (n, last) = m.run_worker_spin(i, searching, spin);
                 ran += n;
                 drives[i] = last;
             }
@@ -322,5 +360,18 @@ mod loom_tests {
     #[test]
     fn loom_idle_push_vs_park_two_tasks() {
         model_capped("idle push vs park (2 workers, 2 tasks)", 2, || check(2));
+    }
+
+    /// As `loom_idle_push_vs_park_one_task`, the last awake worker spinning as a
+    /// searcher before it parks (`multi_thread::run_worker`, "Spin").
+    #[test]
+    fn loom_idle_push_vs_spin_one_task() {
+        crate::loom::model("idle push vs spin (2 workers, 1 task)", || check_spin(1, true));
+    }
+
+    /// Two tasks: the second push can land while the spinner still counts as a searcher.
+    #[test]
+    fn loom_idle_push_vs_spin_two_tasks() {
+        model_capped("idle push vs spin (2 workers, 2 tasks)", 2, || check_spin(2, true));
     }
 }

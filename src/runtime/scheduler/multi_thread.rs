@@ -95,15 +95,27 @@
 //! accept loop) is left to it, as notify step 1 leaves tasks to searchers, instead of
 //! waking a sleeping worker; its spin looks at the injector and every queue on each
 //! turn, and if it gives up, park steps 1–3 re-check them as for any searcher. When the
-//! spin finds work, a worker that only searched for the spin stops searching *without*
-//! the searcher's notify about the rest of its queue: it was the only awake worker a
-//! moment ago, and a driver backlog is shared by the delivery's own rule ("Sharing I/O
-//! work"). Measured (`scripts/ab-servers.sh`, 8 rounds, churn with 16 connections in
-//! flight, 2 workers): taking remote spawns while spinning gained 6% over spinning as a
-//! non-searcher (rounds 0.81–1.35), where every spawn woke the sleeping worker with a
-//! futex; against tokio's 2 workers, 1.12 (0.92–1.44). It holds the driver while it spins: a
-//! watchdog sleeper that looks finds the driver turning, and a worker whose turn finds
-//! the driver held knows its holder sees the I/O (it sleeps in `epoll_wait` or spins).
+//! spin finds work, a worker that only searched for the spin stops searching, issues a
+//! SeqCst fence (paired with notify step 1: a later push notifies by itself, an
+//! earlier one is seen here) and wakes a sleeping worker only if more work waits than
+//! the task it takes next (two tasks in the injector, or one there and more in its own
+//! queue) or its queue holds a backlog over [`SHARE_BACKLOG`]: while it counted as a
+//! searcher, notify step 1 skipped every push, and its own delivery's backlog rule
+//! too. (A review found both: two long computations spawned together ran one after
+//! the other, the second 20–60 ms late, until the sleeper's watchdog; a 200-timer
+//! batch was shared after 47 ms instead of 0.3 ms. `tests/rt_spin.rs` holds both.)
+//! The plain searcher's notify ("the last searcher leaves work in its queue") is not
+//! used here: a single spawn would then wake the sleeper every time.
+//!
+//! Measured (`scripts/ab-servers.sh`, churn with 16 connections in flight, 2 workers):
+//! taking remote spawns while spinning gained 6% over spinning as a non-searcher (8
+//! rounds, 0.81–1.35), where every spawn woke the sleeping worker with a futex; with
+//! the notify above, 1.09 over the non-searcher spin (12 rounds, 0.65–1.65) and 1.18
+//! against tokio's 2 workers (0.93–1.33).
+//!
+//! The spinner holds the driver while it spins: a watchdog sleeper that looks finds the
+//! driver turning, and a worker whose turn finds the driver held knows its holder sees
+//! the I/O (it sleeps in `epoll_wait` or spins).
 //!
 //! # Sharing I/O work
 //!
@@ -470,6 +482,20 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
                             // delivery's own rule).
                             searching = false;
                             shared.idle.transition_from_searching();
+                            // But while it counted as a searcher, notify step 1 skipped
+                            // every push, and its own deliveries' backlog rule too (the
+                            // count included itself). The fence pairs with the
+                            // notifier's: a push after the transition notifies by
+                            // itself, one before it is seen here. Notify if more tasks
+                            // wait than the one it takes next, or for a backlog.
+                            fence(Ordering::SeqCst);
+                            let injected = shared.injector.len();
+                            if injected > 1
+                                || (injected > 0 && !local.queue.is_empty())
+                                || (local.queue.len() > SHARE_BACKLOG && shared.gate.is_open())
+                            {
+                                shared.notify_parked();
+                            }
                         }
                         continue;
                     }
