@@ -11,7 +11,7 @@ mod support;
 use std::io::{self, Write};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use blitz_io::net::UnixStream;
 use blitz_io::runtime::{Builder, Runtime};
@@ -387,5 +387,65 @@ fn multi_thread_backlog_delivered_during_spin_is_shared() {
         println!("{TASKS} timers fired together; the second worker started on them after {other:?}");
         let other = other.expect("one worker ran every task of the backlog");
         assert!(other < Duration::from_millis(15), "the backlog was shared after {other:?}");
+    });
+}
+
+/// The window opened by socket events 8 ms apart (it grows while gaps are between it
+/// and the 10 ms limit: 2.5, 5, 10 ms), then remote wakes (a oneshot sent from a plain
+/// thread): one 1 ms later, then `GAPS` at `long` intervals. Returns the driving thread's
+/// CPU time and the wall time over the long gaps.
+fn cpu_in_remote_gaps_after_socket_opening(rt: &Runtime, long: Duration) -> (Duration, Duration) {
+    const OPENING: usize = 30;
+    let (mut tx, rx) = StdUnixStream::pair().unwrap();
+    rx.set_nonblocking(true).unwrap();
+    rt.block_on(async move {
+        let mut rx = UnixStream::from_std(rx).unwrap();
+        let (otxs, orxs): (Vec<_>, Vec<_>) = (0..=GAPS).map(|_| oneshot::<()>()).unzip();
+        let p = std::thread::spawn(move || {
+            for _ in 0..OPENING {
+                std::thread::sleep(Duration::from_millis(8));
+                tx.write_all(&[7]).unwrap();
+            }
+            for (i, otx) in otxs.into_iter().enumerate() {
+                std::thread::sleep(if i == 0 { GAP } else { long });
+                otx.send(());
+            }
+        });
+        let mut buf = [0u8; 16];
+        let mut got = 0;
+        while got < OPENING {
+            let n = rx.read(&mut buf).await.unwrap();
+            assert!(n > 0, "peer closed early");
+            got += n;
+        }
+        let mut orxs = orxs.into_iter();
+        orxs.next().unwrap().await.unwrap();
+        let before = cpu_time("/proc/thread-self");
+        let t0 = Instant::now();
+        for orx in orxs {
+            orx.await.unwrap();
+        }
+        let r = (cpu_time("/proc/thread-self") - before, t0.elapsed());
+        p.join().unwrap();
+        r
+    })
+}
+
+/// Remote wakes 15 ms apart (over the 10 ms limit) must close an open window. Each
+/// remote wake leaves the held parker NOTIFIED (the spin saw the task, nothing consumed
+/// the notification); the next idle period spins its window, `park_held` turns the
+/// driver without blocking (not measured, rightly), and the loop starts a *second* idle
+/// period that spins the window again. Two 10 ms windows cover the 15 ms gap, the second
+/// spin finds the wake, and a spin that finds work leaves the window as it is: it never
+/// shrinks, and the thread spins through every gap, about 100% of a core, for good.
+#[test]
+fn remote_gaps_over_the_limit_close_an_open_window() {
+    with_timeout(60, || {
+        let _s = serial();
+        let rt = current(Duration::from_millis(10));
+        let (used, wall) = cpu_in_remote_gaps_after_socket_opening(&rt, Duration::from_millis(15));
+        println!("{GAPS} remote gaps of 15 ms after the window opened: {used:?} CPU in {wall:?}");
+        // Closing by halves: about 10 + 5 + 2.5 + 1.25 ms, twice at most.
+        assert!(used < Duration::from_millis(150), "{used:?} CPU in {GAPS} remote gaps of 15 ms ({wall:?})");
     });
 }

@@ -244,6 +244,18 @@ impl Parker {
         }
     }
 
+    /// Held-driver mode: consumes a pending unpark without a driver turn, for a caller
+    /// that turns the driver without blocking and re-checks its queues right after (the
+    /// idle spin). The swap pairs with the unparker's: the work published before that
+    /// unpark is seen by the re-check, and the eventfd it wrote is consumed by the turn;
+    /// an unpark after the swap sees `PARKED_DRIVER` and writes the eventfd again.
+    #[inline]
+    pub(crate) fn take_held_unpark(&self) {
+        if self.state.load(SeqCst) == NOTIFIED {
+            self.state.swap(PARKED_DRIVER, SeqCst);
+        }
+    }
+
     /// Wakes the parked thread, or makes its next `park` return at once.
     pub(crate) fn unpark(&self, driver: &Driver) {
         self.unpark_on(driver);

@@ -358,13 +358,19 @@ fn drive<F: Future>(shared: &Arc<Shared>, mut future: Pin<&mut F>) -> F::Output 
             since_turn = 0;
             // Idle: spin through a short gap (`spin.rs`), else sleep in the driver.
             let idle_since = spin.begin_idle();
-            if let Some(start) = idle_since {
-                if spin.window() > Duration::ZERO
-                    && spin.spin(start, || {
-                        shared.driver.turn(core, Some(Duration::ZERO), || {});
-                        main.woken.load(Ordering::Acquire) || has_tasks(shared, &local)
-                    })
-                {
+            if let Some(start) = idle_since.filter(|_| spin.window() > Duration::ZERO) {
+                // A pending unpark (typically the wake that ended the last idle period,
+                // already seen by the loop) is consumed here, before the spin's turns and
+                // checks, not by `park_held` after the spin: its zero-timeout turn would
+                // start a second idle period with a second spin, two windows would cover
+                // a gap of up to twice the window, the second spin would find the work
+                // (leaving the window as it is), and the thread would spin through
+                // gaps over the limit for good.
+                shared.parker.take_held_unpark();
+                if spin.spin(start, || {
+                    shared.driver.turn(core, Some(Duration::ZERO), || {});
+                    main.woken.load(Ordering::Acquire) || has_tasks(shared, &local)
+                }) {
                     continue;
                 }
             }
