@@ -34,7 +34,17 @@
 //! stops spinning after a few sleeps and then measures one sleep in eight (two clock
 //! reads each; see [`Spin::begin_idle`]). One whose
 //! gaps are shorter spins through them and rarely sleeps. The CPU spent spinning is at
-//! most `max` per idle gap, and only while gaps are about that short.
+//! most `max` per idle period, and only while idle periods are about that short. (A
+//! wake that brings no work, such as the driver's own eventfd after token releases,
+//! ends an idle period early and counts as a short one: the window may reopen to
+//! `max / 4` for a few periods. Keeping the idle clock running across such a wake would
+//! remove that; not done.)
+//!
+//! A wake from another thread leaves the current-thread parker `NOTIFIED` after the
+//! loop has seen its work; the spin consumes it first (`Parker::take_held_unpark`), or
+//! the zero-timeout turn `park_held` makes for it would start a second idle period with
+//! a second spin inside one gap (found by review: two windows then covered gaps of up to
+//! twice the window, and the window never closed).
 //!
 //! # Where it spins
 //!
