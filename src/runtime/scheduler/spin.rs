@@ -22,7 +22,8 @@
 //! it sleep. The window adapts to how long the scheduler actually stays idle:
 //!
 //! * It starts at zero. After each sleep the idle time (the spin plus the sleep) is
-//!   compared with the limit `max` ([`Builder::idle_spin`](crate::runtime::Builder::idle_spin)):
+//!   compared with the limit `max` (a park that did not sleep, because an unpark was
+//!   pending, is not counted) ([`Builder::idle_spin`](crate::runtime::Builder::idle_spin)):
 //!   * at most `max`: work came soon after the spin gave up; a longer spin would have
 //!     caught it. The window doubles (from `max / 4`), up to `max`;
 //!   * above `max`: sleeping was right. The window halves, and drops to zero below
@@ -32,8 +33,8 @@
 //! A scheduler whose idle gaps are longer than `max` (a quiet server, or one
 //! connection's ping-pong, where the peer takes tens of microseconds to answer) thus
 //! stops spinning after a few sleeps and then measures one sleep in eight (two clock
-//! reads each; see [`Spin::begin_idle`]). One whose
-//! gaps are shorter spins through them and rarely sleeps. The CPU spent spinning is at
+//! reads each; see [`Spin::begin_idle`]). One whose gaps are shorter spins through them
+//! and rarely sleeps. The CPU spent spinning is at
 //! most `max` per idle period, and only while idle periods are about that short. (A
 //! wake that brings no work, such as the driver's own eventfd after token releases,
 //! ends an idle period early and counts as a short one: the window may reopen to
@@ -50,7 +51,9 @@
 //!
 //! * the current-thread scheduler, before it parks in the driver it holds;
 //! * a multi-thread worker, only when it is the last awake worker (the one that would
-//!   sleep in the driver). A worker with others awake sleeps on its condvar at once, as
+//!   sleep in the driver), and as a searcher, so that tasks pushed from elsewhere
+//!   meanwhile are left to it (`multi_thread`'s module doc, "Spin", says how it then
+//!   shares them). A worker with others awake sleeps on its condvar at once, as
 //!   before: spinning there would take a core from a worker or from the rest of the
 //!   machine.
 //!
