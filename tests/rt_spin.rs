@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use blitz_io::net::UnixStream;
 use blitz_io::runtime::{Builder, Runtime};
-use support::{eventually, oneshot, unique_name, with_timeout};
+use support::{eventually, oneshot, thread_dirs_named, threads_named, unique_name, with_timeout};
 
 /// Events written by the peer thread, one per gap.
 const EVENTS: usize = 300;
@@ -29,30 +29,31 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A field of `/proc/thread-self/status` or of a task's status file.
-fn status_field(path: &str, field: &str) -> u64 {
-    let text = std::fs::read_to_string(path).unwrap();
-    let line = text.lines().find(|l| l.starts_with(field)).unwrap();
-    line[field.len()..].trim_start_matches(':').trim().parse().unwrap()
+/// Voluntary context switches (sleeps) so far of the thread whose `/proc` directory is
+/// `dir`.
+fn sleeps(dir: &str) -> u64 {
+    const FIELD: &str = "voluntary_ctxt_switches:";
+    let text = std::fs::read_to_string(format!("{dir}/status")).unwrap();
+    let line = text.lines().find(|l| l.starts_with(FIELD)).unwrap();
+    line[FIELD.len()..].trim().parse().unwrap()
 }
 
-/// The `/proc` directories of this process's threads named `name`.
-fn threads_named(name: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc/self/task").unwrap() {
-        let dir = entry.unwrap().path();
-        if std::fs::read_to_string(dir.join("comm")).map(|c| c.trim() == name).unwrap_or(false) {
-            found.push(dir.display().to_string());
-        }
+/// Reads `n` bytes (the peer's one-byte events) from `rx`.
+async fn read_events(rx: &mut UnixStream, n: usize) {
+    let mut buf = [0u8; 16];
+    let mut got = 0;
+    while got < n {
+        let k = rx.read(&mut buf).await.unwrap();
+        assert!(k > 0, "peer closed early");
+        got += k;
     }
-    found
 }
 
 /// The `/proc` directory of the one thread of this process named `name` (waiting for
 /// it to start).
 fn thread_dir(name: &str) -> String {
-    assert!(eventually(Duration::from_secs(10), || !threads_named(name).is_empty()), "no thread named {name}");
-    let mut found = threads_named(name);
+    assert!(eventually(Duration::from_secs(10), || threads_named(name) > 0), "no thread named {name}");
+    let mut found = thread_dirs_named(name);
     assert_eq!(found.len(), 1, "threads named {name}: {found:?}");
     found.remove(0)
 }
@@ -83,19 +84,11 @@ fn sleeps_while_receiving(rt: &Runtime, dir: Option<&str>) -> u64 {
     rt.block_on(async move {
         let dir = dir.map_or_else(|| "/proc/thread-self".to_owned(), str::to_owned);
         let mut rx = UnixStream::from_std(rx).unwrap();
-        let reader = blitz_io::task::spawn(async move {
-            let mut buf = [0u8; 16];
-            let mut got = 0;
-            while got < EVENTS {
-                let n = rx.read(&mut buf).await.unwrap();
-                assert!(n > 0, "peer closed early");
-                got += n;
-            }
-        });
-        let before = status_field(&format!("{dir}/status"), "voluntary_ctxt_switches");
+        let reader = blitz_io::task::spawn(async move { read_events(&mut rx, EVENTS).await });
+        let before = sleeps(&dir);
         let p = peer(tx);
         reader.await.unwrap();
-        let after = status_field(&format!("{dir}/status"), "voluntary_ctxt_switches");
+        let after = sleeps(&dir);
         p.join().unwrap().unwrap();
         after - before
     })
@@ -152,10 +145,8 @@ fn multi_thread_spinner_takes_remote_spawns() {
             .idle_spin(Duration::from_millis(10))
             .build()
             .unwrap();
-        assert!(eventually(Duration::from_secs(10), || threads_named(&name).len() == 2), "workers did not start");
-        let sleeps = || -> u64 {
-            threads_named(&name).iter().map(|d| status_field(&format!("{d}/status"), "voluntary_ctxt_switches")).sum()
-        };
+        assert!(eventually(Duration::from_secs(10), || threads_named(&name) == 2), "workers did not start");
+        let workers_sleeps = || -> u64 { thread_dirs_named(&name).iter().map(|d| sleeps(d)).sum() };
         let handle = rt.handle().clone();
         let run = |count: usize| {
             let (done_tx, done_rx) = std::sync::mpsc::channel();
@@ -172,9 +163,9 @@ fn multi_thread_spinner_takes_remote_spawns() {
         };
         // Open the window.
         run(50);
-        let before = sleeps();
+        let before = workers_sleeps();
         run(EVENTS);
-        let slept = sleeps() - before;
+        let slept = workers_sleeps() - before;
         println!("multi_thread(2), {EVENTS} remote spawns {GAP:?} apart: the workers slept {slept} times");
         // Waking a worker for each spawn would be at least EVENTS sleeps.
         assert!((slept as usize) < EVENTS / 3, "workers slept {slept} times for {EVENTS} remote spawns");
@@ -205,18 +196,12 @@ where
     rx.set_nonblocking(true).unwrap();
     rt.block_on(async move {
         let mut rx = UnixStream::from_std(rx).unwrap();
-        let before = status_field("/proc/thread-self/status", "voluntary_ctxt_switches");
+        let before = sleeps("/proc/thread-self");
         let p = peer(tx);
-        let mut buf = [0u8; 16];
-        let mut got = 0;
-        while got < EVENTS {
-            let n = rx.read(&mut buf).await.unwrap();
-            assert!(n > 0, "peer closed early");
-            got += n;
-        }
-        let sleeps = status_field("/proc/thread-self/status", "voluntary_ctxt_switches") - before;
+        read_events(&mut rx, EVENTS).await;
+        let slept = sleeps("/proc/thread-self") - before;
         p.join().unwrap().unwrap();
-        assert!((sleeps as usize) < EVENTS / 4, "the window did not open: {sleeps} sleeps");
+        assert!((slept as usize) < EVENTS / 4, "the window did not open: {slept} sleeps");
         let before = cpu_time("/proc/thread-self");
         for _ in 0..GAPS {
             wait().await;
@@ -273,7 +258,7 @@ fn short_remote_wake_gaps_still_spin() {
         let rt = current(Duration::from_millis(10));
         let sleeps = rt.block_on(async {
             let (txs, rxs): (Vec<_>, Vec<_>) = (0..EVENTS).map(|_| oneshot::<()>()).unzip();
-            let before = status_field("/proc/thread-self/status", "voluntary_ctxt_switches");
+            let before = sleeps("/proc/thread-self");
             let p = std::thread::spawn(move || {
                 for tx in txs {
                     std::thread::sleep(GAP);
@@ -283,7 +268,7 @@ fn short_remote_wake_gaps_still_spin() {
             for rx in rxs {
                 rx.await.unwrap();
             }
-            let after = status_field("/proc/thread-self/status", "voluntary_ctxt_switches");
+            let after = sleeps("/proc/thread-self");
             p.join().unwrap();
             after - before
         });
@@ -292,8 +277,8 @@ fn short_remote_wake_gaps_still_spin() {
     });
 }
 
-/// Whether the two instants are within `limit` of each other.
-fn apart(a: std::time::Instant, b: std::time::Instant) -> Duration {
+/// How far apart two instants are.
+fn apart(a: Instant, b: Instant) -> Duration {
     if a > b {
         a - b
     } else {
@@ -328,7 +313,7 @@ fn multi_thread_remote_burst_during_spin_runs_in_parallel() {
             for _ in 0..2 {
                 let tx = tx.clone();
                 handle.spawn(async move {
-                    let start = std::time::Instant::now();
+                    let start = Instant::now();
                     let _ = tx.send(start);
                     while start.elapsed() < Duration::from_millis(150) {
                         std::hint::spin_loop();
@@ -366,13 +351,13 @@ fn multi_thread_backlog_delivered_during_spin_is_shared() {
             }
         });
         const TASKS: usize = 200;
-        let deadline = std::time::Instant::now() + Duration::from_millis(400);
+        let deadline = Instant::now() + Duration::from_millis(400);
         let (tx, rx) = std::sync::mpsc::channel();
         for _ in 0..TASKS {
             let tx = tx.clone();
             handle.spawn(async move {
                 blitz_io::time::sleep_until(deadline).await;
-                let start = std::time::Instant::now();
+                let start = Instant::now();
                 let _ = tx.send((start, std::thread::current().id()));
                 while start.elapsed() < Duration::from_millis(1) {
                     std::hint::spin_loop();
@@ -411,13 +396,7 @@ fn cpu_in_remote_gaps_after_socket_opening(rt: &Runtime, long: Duration) -> (Dur
                 otx.send(());
             }
         });
-        let mut buf = [0u8; 16];
-        let mut got = 0;
-        while got < OPENING {
-            let n = rx.read(&mut buf).await.unwrap();
-            assert!(n > 0, "peer closed early");
-            got += n;
-        }
+        read_events(&mut rx, OPENING).await;
         let mut orxs = orxs.into_iter();
         orxs.next().unwrap().await.unwrap();
         let before = cpu_time("/proc/thread-self");

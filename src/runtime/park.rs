@@ -234,8 +234,7 @@ impl Parker {
     /// not sleep, and the time spent is no measure of how long it stayed idle.
     #[inline]
     pub(crate) fn park_held(&self, timeout: Option<Duration>, wait: impl FnOnce(Option<Duration>)) -> bool {
-        if self.state.load(SeqCst) == NOTIFIED {
-            self.state.swap(PARKED_DRIVER, SeqCst);
+        if self.take_held_unpark() {
             wait(Some(Duration::ZERO));
             false
         } else {
@@ -249,11 +248,15 @@ impl Parker {
     /// idle spin). The swap pairs with the unparker's: the work published before that
     /// unpark is seen by the re-check, and the eventfd it wrote is consumed by the turn;
     /// an unpark after the swap sees `PARKED_DRIVER` and writes the eventfd again.
+    /// Returns whether there was one. (`park_held` starts with it, then turns the driver
+    /// without blocking if it returned `true`.)
     #[inline]
-    pub(crate) fn take_held_unpark(&self) {
+    pub(crate) fn take_held_unpark(&self) -> bool {
         if self.state.load(SeqCst) == NOTIFIED {
             self.state.swap(PARKED_DRIVER, SeqCst);
+            return true;
         }
+        false
     }
 
     /// Wakes the parked thread, or makes its next `park` return at once.

@@ -95,22 +95,34 @@ pub fn runtime_fds() -> usize {
     fd_targets().iter().filter(|t| t.starts_with("socket:") || t.starts_with("anon_inode:")).count()
 }
 
-/// The names (`comm`, at most 15 bytes) of every thread of this process.
-pub fn thread_names() -> Vec<String> {
-    let mut names = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else { return names };
+/// The `/proc` directory and name (`comm`, at most 15 bytes) of every thread of this
+/// process.
+fn threads() -> Vec<(String, String)> {
+    let mut threads = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else { return threads };
     for entry in dir.flatten() {
         if let Ok(s) = std::fs::read_to_string(entry.path().join("comm")) {
-            names.push(s.trim_end_matches('\n').to_owned());
+            threads.push((entry.path().display().to_string(), s.trim_end_matches('\n').to_owned()));
         }
     }
-    names
+    threads
+}
+
+/// The names (`comm`, at most 15 bytes) of every thread of this process.
+pub fn thread_names() -> Vec<String> {
+    threads().into_iter().map(|(_, name)| name).collect()
+}
+
+/// The `/proc` directories (`/proc/self/task/TID`) of this process's threads named
+/// exactly `name`.
+pub fn thread_dirs_named(name: &str) -> Vec<String> {
+    assert!(name.len() <= 15, "thread names are cut to 15 bytes in /proc: {name:?}");
+    threads().into_iter().filter(|(_, n)| n == name).map(|(dir, _)| dir).collect()
 }
 
 /// Number of threads of this process named exactly `name`.
 pub fn threads_named(name: &str) -> usize {
-    assert!(name.len() <= 15, "thread names are cut to 15 bytes in /proc: {name:?}");
-    thread_names().iter().filter(|n| *n == name).count()
+    thread_dirs_named(name).len()
 }
 
 /// Number of threads of this process.

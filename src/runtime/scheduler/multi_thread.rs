@@ -476,26 +476,8 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
                     }
                     if spin_for_work(&shared, &local, &spin, start) {
                         if !was_searching {
-                            // Found work: stop searching without the searcher's notify
-                            // about the rest of the queue (this worker was the only one
-                            // awake a moment ago; a backlog is shared by the driver
-                            // delivery's own rule).
                             searching = false;
-                            shared.idle.transition_from_searching();
-                            // But while it counted as a searcher, notify step 1 skipped
-                            // every push, and its own deliveries' backlog rule too (the
-                            // count included itself). The fence pairs with the
-                            // notifier's: a push after the transition notifies by
-                            // itself, one before it is seen here. Notify if more tasks
-                            // wait than the one it takes next, or for a backlog.
-                            fence(Ordering::SeqCst);
-                            let injected = shared.injector.len();
-                            if injected > 1
-                                || (injected > 0 && !local.queue.is_empty())
-                                || (local.queue.len() > SHARE_BACKLOG && shared.gate.is_open())
-                            {
-                                shared.notify_parked();
-                            }
+                            end_spin_search(&shared, &local);
                         }
                         continue;
                     }
@@ -686,11 +668,33 @@ fn spin_for_work(shared: &Shared, local: &Local, spin: &Spin, start: Instant) ->
     })
 }
 
+/// A worker that searched only for its spin found work: stops searching, without the
+/// plain searcher's notify about the rest of its queue (a single spawn would then wake
+/// the sleeper every time), but while it counted as a searcher notify step 1 skipped
+/// every push, and its own deliveries' backlog rule too (the count included itself).
+/// The fence pairs with the notifier's: a push after the transition notifies by itself,
+/// one before it is seen here. Notifies if more tasks wait than the one it takes next,
+/// or for a backlog.
+fn end_spin_search(shared: &Shared, local: &Local) {
+    shared.idle.transition_from_searching();
+    fence(Ordering::SeqCst);
+    let injected = shared.injector.len();
+    if injected > 1 || (injected > 0 && !local.queue.is_empty()) || backlog_to_share(shared, local) {
+        shared.notify_parked();
+    }
+}
+
+/// Whether this worker's queue holds a backlog worth an idle worker's help (see
+/// "Sharing I/O work").
+fn backlog_to_share(shared: &Shared, local: &Local) -> bool {
+    local.queue.len() > SHARE_BACKLOG && shared.gate.is_open()
+}
+
 /// Ends a driver delivery: wakes go through the LIFO slot again, and if the backlog is
 /// now over [`SHARE_BACKLOG`], an idle worker is told there is work to share.
 fn end_driver_delivery(shared: &Shared, local: &Local) {
     local.in_driver.set(false);
-    if local.queue.len() > SHARE_BACKLOG && shared.gate.is_open() {
+    if backlog_to_share(shared, local) {
         shared.notify_parked();
     }
 }
