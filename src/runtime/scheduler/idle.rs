@@ -153,6 +153,11 @@ mod loom_tests {
     //! list (the worker that sleeps in the driver: with every worker asleep, I/O and
     //! timers are still watched). A lost wake-up shows as a task left in the queue: removing either
     //! SeqCst fence from `Idle` makes both models fail that way.
+    //!
+    //! The `long_tasks` models make every task a computation that never yields: a worker
+    //! that takes one is busy for good. Two tasks must then end on two workers, so a push
+    //! whose notify was skipped for a searcher that took only one task shows as a task
+    //! left queued beside a sleeping worker.
 
     use super::Idle;
     use crate::loom::sync::atomic::fence;
@@ -168,14 +173,20 @@ mod loom_tests {
         queue: AtomicUsize,
         /// Per-worker pending wake-up (the parker's `NOTIFIED`).
         wake: Vec<AtomicBool>,
+        /// Tasks are long computations: a worker that takes one runs it for good.
+        long: bool,
+        /// Per-worker: it took a long task (it is neither asleep nor idle).
+        busy: Vec<AtomicBool>,
     }
 
     impl Model {
-        fn new() -> Model {
+        fn new(long: bool) -> Model {
             Model {
                 idle: Idle::new(WORKERS),
                 queue: AtomicUsize::new(0),
                 wake: (0..WORKERS).map(|_| AtomicBool::new(false)).collect(),
+                long,
+                busy: (0..WORKERS).map(|_| AtomicBool::new(false)).collect(),
             }
         }
 
@@ -228,10 +239,20 @@ mod loom_tests {
                 if self.pop() {
                     if searching {
                         searching = false;
-                        // The local queue is always empty here: nothing to hand over.
-                        let _ = self.idle.transition_from_searching();
+                        // `multi_thread::end_search` (the model has no local queue).
+                        if self.idle.transition_from_searching() {
+                            fence(Ordering::SeqCst);
+                            if self.has_work() {
+                                self.notify();
+                            }
+                        }
                     }
                     ran += 1;
+                    if self.long {
+                        // The task never yields: this worker is busy for good.
+                        self.busy[index].store(true, Ordering::Relaxed);
+                        return (ran, false);
+                    }
                     continue;
                 }
                 if !searching && self.has_work() {
@@ -263,9 +284,11 @@ mod loom_tests {
                 let last = self.idle.transition_to_parked(index, searching);
                 searching = false;
                 if self.has_work() {
-                    if !self.idle.unidle(index) {
-                        searching = true;
+                    // `multi_thread::park` step 3: back as a searcher.
+                    if self.idle.unidle(index) {
+                        self.idle.transition_to_searching();
                     }
+                    searching = true;
                     continue;
                 }
                 // Sleep: a pending notification makes the parker return at once.
@@ -283,7 +306,11 @@ mod loom_tests {
     }
 
     fn check_spin(pushes: usize, spin: bool) {
-        let m = Arc::new(Model::new());
+        check_model(pushes, spin, false)
+    }
+
+    fn check_model(pushes: usize, spin: bool, long: bool) {
+        let m = Arc::new(Model::new(long));
         let workers: Vec<_> = (0..WORKERS)
             .map(|i| {
                 let m = m.clone();
@@ -306,14 +333,32 @@ mod loom_tests {
             ran += n;
             drives[i] = last;
         }
-        // Wake-ups that arrived after their worker fell asleep: the unpark runs it again.
-        for i in 0..WORKERS {
-            if m.wake[i].swap(false, Ordering::AcqRel) {
-                let searching = !m.idle.unidle(i);
-                let (n, last) = m.run_worker_spin(i, searching, spin);
-                ran += n;
-                drives[i] = last;
+        // Wake-ups that arrived after their worker fell asleep: the unpark runs it again,
+        // until none is left (a worker run again may notify another). A busy worker is
+        // not asleep: its pending wake-up only matters at its next park, which never
+        // comes.
+        let mut rerun = true;
+        while rerun {
+            rerun = false;
+            for i in 0..WORKERS {
+                if !m.busy[i].load(Ordering::Relaxed) && m.wake[i].swap(false, Ordering::AcqRel) {
+                    rerun = true;
+                    let searching = !m.idle.unidle(i);
+                    let (n, last) = m.run_worker_spin(i, searching, spin);
+                    ran += n;
+                    drives[i] = last;
+                }
             }
+        }
+        if long {
+            // No task waits while a worker sleeps: each long task got a worker of its own.
+            assert_eq!(m.queue.load(Ordering::Acquire), 0, "a task left queued while a worker sleeps");
+            assert_eq!(ran, pushes, "every task runs exactly once");
+            assert_eq!(m.idle.num_searching.load(Ordering::SeqCst), 0);
+            let busy = m.busy.iter().filter(|b| b.load(Ordering::Relaxed)).count();
+            assert_eq!(busy, pushes, "each long task on its own worker");
+            assert_eq!(m.idle.num_idle.load(Ordering::SeqCst), WORKERS - busy);
+            return;
         }
         // Every worker sleeps: the one whose park filled the idle list sleeps in the
         // driver, so I/O and timers are still watched.
@@ -373,5 +418,20 @@ mod loom_tests {
     #[test]
     fn loom_idle_push_vs_spin_two_tasks() {
         model_capped("idle push vs spin (2 workers, 2 tasks)", 2, || check_spin(2, true));
+    }
+
+    /// Two long computations pushed back to back each get a worker, even when the
+    /// second push lands while the worker the first one woke still counts as a
+    /// searcher, after it took the first task (`multi_thread::end_search`; without its
+    /// notify the second task waits for the first to finish).
+    #[test]
+    fn loom_idle_long_tasks_get_a_worker_each() {
+        model_capped("idle long tasks (2 workers, 2 tasks)", 2, || check_model(2, false, true));
+    }
+
+    /// As `loom_idle_long_tasks_get_a_worker_each`, with the spin.
+    #[test]
+    fn loom_idle_long_tasks_get_a_worker_each_spin() {
+        model_capped("idle long tasks, spin (2 workers, 2 tasks)", 2, || check_model(2, true, true));
     }
 }

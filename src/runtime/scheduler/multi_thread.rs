@@ -60,8 +60,9 @@
 //! 1. If searching: `num_searching -= 1`.
 //! 2. Lock `idle`, push self, `num_idle += 1`, unlock.
 //! 3. `fence(SeqCst)`, then re-check the injector and every stealer. If work is there,
-//!    take itself out of `idle` (if a notifier already did, it is now a searcher) and go
-//!    back to the loop.
+//!    take itself out of `idle` (unless a notifier already did) and go back to the loop
+//!    as a searcher either way: a push between step 1 and here may have skipped its
+//!    notify because this worker still searched (see **Searcher found a task**).
 //! 4. Sleep. The worker whose step 2 made `idle` full (every worker idle; it joined
 //!    last) sleeps in the driver if it is free (`epoll_wait`, timers bound the timeout).
 //!    Any other worker sleeps on its condvar: a worker is still awake, and an awake
@@ -87,6 +88,15 @@
 //!    moment; a single long poll after an idle period is instead noticed within the
 //!    backed-off timeout, at most `WATCHDOG_MAX`.)
 //!
+//! **Searcher found a task** (`end_search`): the last searcher to stop searching issues
+//! a SeqCst fence (paired with notify step 1) and, if tasks still wait in the injector
+//! or in its own queue (the rest of a batch it took), notifies. While it searched,
+//! notify step 1 left every push to it, and it takes only one task: without this, two
+//! long computations spawned together from outside could run one after the other while
+//! the second worker slept (the `idle.rs` loom models `long_tasks_*` fail so, with
+//! this notify or step 3's return as a searcher removed). Other workers' queues are left
+//! to their awake owners and to the backlog rule below.
+//!
 //! **Spin** (before step 1, `spin.rs`): a worker that finds no task while every other
 //! worker is idle (it would be the one to sleep in the driver) first turns the driver
 //! without blocking for its idle spin window, if one is open, and goes back to its loop
@@ -104,8 +114,9 @@
 //! too. (A review found both: two long computations spawned together ran one after
 //! the other, the second 20–60 ms late, until the sleeper's watchdog; a 200-timer
 //! batch was shared after 47 ms instead of 0.3 ms. `tests/rt_spin.rs` holds both.)
-//! The plain searcher's notify ("the last searcher leaves work in its queue") is not
-//! used here: a single spawn would then wake the sleeper every time.
+//! The plain searcher's notify (`end_search`, after it took its task) is not used
+//! here: the spinner has not taken its task yet, so a single spawn would then wake the
+//! sleeper every time.
 //!
 //! Measured (`scripts/ab-servers.sh`, churn with 16 connections in flight, 2 workers):
 //! taking remote spawns while spinning gained 6% over spinning as a non-searcher (8
@@ -450,10 +461,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
             Some(task) => {
                 if searching {
                     searching = false;
-                    let was_last = shared.idle.transition_from_searching();
-                    if was_last && !local.queue.is_empty() {
-                        shared.notify_parked();
-                    }
+                    end_search(&shared, &local);
                 }
                 crate::task::run(task);
             }
@@ -593,9 +601,14 @@ fn park(shared: &Shared, local: &Local, searching: &mut bool, retiring: bool) {
     let last = shared.idle.transition_to_parked(index, std::mem::take(searching));
     let work = if retiring { !shared.injector.is_empty() } else { shared.has_work() };
     if work || shared.is_shutdown() {
-        if !shared.idle.unidle(index) {
-            *searching = true;
+        // Back as a searcher, whether a notifier took it off the list or it does so
+        // itself: pushes since step 1 may have skipped their notify because it still
+        // searched, and the searcher's notify when it takes a task (`end_search`)
+        // hands those on.
+        if shared.idle.unidle(index) {
+            shared.idle.transition_to_searching();
         }
+        *searching = true;
         return;
     }
     if last {
@@ -666,6 +679,21 @@ fn spin_for_work(shared: &Shared, local: &Local, spin: &Spin, start: Instant) ->
         end_driver_delivery(shared, local);
         !local.queue.is_empty() || shared.has_work() || shared.is_shutdown()
     })
+}
+
+/// A searcher found a task and is about to run it. If it was the last searcher, notify
+/// step 1 may have skipped a push that it will not take (the push saw it searching), so
+/// after a SeqCst fence (paired with the notifier's) it wakes a sleeping worker if tasks
+/// wait in its own queue (the rest of a batch it took) or in the injector: either this
+/// look sees a push, or that push saw no searcher and notified by itself. Other
+/// workers' queues are left to their awake owners and to the backlog rule.
+fn end_search(shared: &Shared, local: &Local) {
+    if shared.idle.transition_from_searching() {
+        fence(Ordering::SeqCst);
+        if !local.queue.is_empty() || !shared.injector.is_empty() {
+            shared.notify_parked();
+        }
+    }
 }
 
 /// A worker that searched only for its spin found work: stops searching, without the
