@@ -428,3 +428,57 @@ fn remote_gaps_over_the_limit_close_an_open_window() {
         assert!(used < Duration::from_millis(150), "{used:?} CPU in {GAPS} remote gaps of 15 ms ({wall:?})");
     });
 }
+
+/// Wakes that bring no work do not end an idle period: after short gaps opened the
+/// window, 60 ms timer gaps in each of which 30 datagrams arrive 2 ms apart on sockets
+/// registered with the runtime but awaited by nobody (each a readable event that wakes
+/// the driver and no task) must close it again. Counted as short idle periods, those
+/// wakes regrew the window after every halving, and the thread spun through most of
+/// each gap.
+#[test]
+fn wakes_without_work_do_not_reopen_the_window() {
+    use blitz_io::net::UdpSocket;
+    use std::task::{Context, Waker};
+    const LONG_GAPS: usize = 20;
+    const WAKES: usize = 30;
+    with_timeout(60, || {
+        let _s = serial();
+        let rt = current(Duration::from_millis(10));
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<UdpSocket>>();
+        let sender = std::thread::spawn(move || -> io::Result<usize> {
+            let mut sent = 0;
+            for sockets in rx {
+                for s in &sockets {
+                    std::thread::sleep(Duration::from_millis(2));
+                    s.try_send_to(b"x", s.local_addr()?)?;
+                    sent += 1;
+                }
+            }
+            Ok(sent)
+        });
+        let mut calls = 0;
+        let used = cpu_in_long_gaps_after_opening(&rt, || {
+            calls += 1;
+            if calls <= LONG_GAPS {
+                // Registered here, on the driving thread (another thread's sockets use
+                // the fallback driver): the first wait registers, with a no-op waker.
+                let sockets = (0..WAKES)
+                    .map(|_| {
+                        let s = UdpSocket::from_std(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
+                        assert!(s.poll_recv_ready(&mut Context::from_waker(Waker::noop())).is_pending());
+                        s
+                    })
+                    .collect();
+                tx.send(sockets).unwrap();
+            }
+            // LONG_GAPS gaps of 60 ms, then the rest of the helper's GAPS at once.
+            blitz_io::time::sleep(if calls <= LONG_GAPS { Duration::from_millis(60) } else { Duration::ZERO })
+        });
+        drop(tx);
+        let sent = sender.join().unwrap().unwrap();
+        println!("{LONG_GAPS} timer gaps of 60 ms with {sent} datagrams nobody awaited: {used:?} CPU");
+        assert!(sent >= LONG_GAPS * WAKES / 2, "only {sent} datagrams: too few wakes to test");
+        // Closing by halves: about 10 + 5 + 2.5 + 1.25 ms, plus one poll per wake.
+        assert!(used < Duration::from_millis(150), "{used:?} CPU in {LONG_GAPS} timer gaps of 60 ms");
+    });
+}

@@ -60,7 +60,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::fifo::Fifo;
 use super::spin::Spin;
@@ -324,7 +324,10 @@ fn drive<F: Future>(shared: &Arc<Shared>, mut future: Pin<&mut F>) -> F::Output 
     let mut tick: u32 = 0;
     let mut since_turn: u32 = 0;
     let mut spin = Spin::new(shared.idle_spin);
+    // The start of an idle period that a wake without work did not end (`spin.rs`).
+    let mut carried: Option<Instant> = None;
     loop {
+        let mut polled_main = false;
         // Look before the swap: in a server the main future (an accept loop) is rarely
         // the one woken, and a swap is a locked instruction on every pass.
         if main.woken.load(Ordering::Acquire) && main.woken.swap(false, Ordering::AcqRel) {
@@ -332,6 +335,7 @@ fn drive<F: Future>(shared: &Arc<Shared>, mut future: Pin<&mut F>) -> F::Output 
                 return v;
             }
             since_turn += 1;
+            polled_main = true;
         }
         // One batch of tasks, whether or not the main future woke meanwhile: a main
         // future that keeps waking itself (a `yield_now` loop, an exhausted budget) must
@@ -356,8 +360,11 @@ fn drive<F: Future>(shared: &Arc<Shared>, mut future: Pin<&mut F>) -> F::Output 
             }
         } else {
             since_turn = 0;
-            // Idle: spin through a short gap (`spin.rs`), else sleep in the driver.
-            let idle_since = spin.begin_idle();
+            // Idle: spin through a short gap (`spin.rs`), else sleep in the driver. An
+            // idle period that a wake without work left open goes on, unless work ran
+            // since (it ended then, unmeasured).
+            let resumed = carried.take().filter(|_| ran == 0 && !polled_main);
+            let idle_since = resumed.or_else(|| spin.begin_idle());
             if let Some(start) = idle_since.filter(|_| spin.window() > Duration::ZERO) {
                 // A pending unpark (typically the wake that ended the last idle period,
                 // already seen by the loop) is consumed here, before the spin's turns and
@@ -380,7 +387,13 @@ fn drive<F: Future>(shared: &Arc<Shared>, mut future: Pin<&mut F>) -> F::Output 
             // short idle period would reopen the window after every wake from another
             // thread.
             if let (true, Some(start)) = (slept, idle_since) {
-                spin.after_sleep(start.elapsed());
+                if main.woken.load(Ordering::Acquire) || has_tasks(shared, &local) {
+                    spin.after_sleep(start.elapsed());
+                } else {
+                    // Woken without work (the driver's eventfd after token releases, a
+                    // timer moved): still the same idle period.
+                    carried = Some(start);
+                }
             }
         }
     }

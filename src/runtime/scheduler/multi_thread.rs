@@ -431,6 +431,8 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
     // The driver's turn count at this worker's last event interval.
     let mut seen_turns = shared.driver.turns();
     let mut spin = Spin::new(shared.idle_spin);
+    // The start of an idle period that a wake without work did not end (`spin.rs`).
+    let mut carried: Option<Instant> = None;
     while !shared.is_shutdown() {
         tick = tick.wrapping_add(1);
         if tick % EVENT_INTERVAL == 0 {
@@ -459,6 +461,8 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
         }
         match next_task(&shared, &local, tick, &mut lifo_polls, !retiring) {
             Some(task) => {
+                // Work ends an idle period left open (unmeasured).
+                carried = None;
                 if searching {
                     searching = false;
                     end_search(&shared, &local);
@@ -474,7 +478,12 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
                 }
                 // The last awake worker spins through a short gap before it sleeps in
                 // the driver (`spin.rs`).
-                let idle_since = if !retiring && shared.idle.others_idle() { spin.begin_idle() } else { None };
+                let idle_since = if !retiring && shared.idle.others_idle() {
+                    carried.take().or_else(|| spin.begin_idle())
+                } else {
+                    carried = None;
+                    None
+                };
                 if let Some(start) = idle_since.filter(|_| spin.window() > Duration::ZERO) {
                     // A searcher while it spins: a task pushed from elsewhere meanwhile is
                     // left to it instead of waking a sleeping worker.
@@ -493,7 +502,13 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
                 stints.end(&shared.gate, shared.idle.others_idle());
                 park(&shared, &local, &mut searching, std::mem::take(&mut retiring));
                 if let Some(start) = idle_since {
-                    spin.after_sleep(start.elapsed());
+                    if searching || shared.has_work() || shared.is_shutdown() {
+                        spin.after_sleep(start.elapsed());
+                    } else {
+                        // Woken without work (the driver's eventfd after token releases,
+                        // a timer moved, a watchdog look): still the same idle period.
+                        carried = Some(start);
+                    }
                 }
                 if searching {
                     // Woken by a notify: a helper; measure whether it gets a CPU.

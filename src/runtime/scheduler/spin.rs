@@ -35,11 +35,16 @@
 //! stops spinning after a few sleeps and then measures one sleep in eight (two clock
 //! reads each; see [`Spin::begin_idle`]). One whose gaps are shorter spins through them
 //! and rarely sleeps. The CPU spent spinning is at
-//! most `max` per idle period, and only while idle periods are about that short. (A
-//! wake that brings no work, such as the driver's own eventfd after token releases,
-//! ends an idle period early and counts as a short one: the window may reopen to
-//! `max / 4` for a few periods. Keeping the idle clock running across such a wake would
-//! remove that; not done.)
+//! most `max` per idle period, and only while idle periods are about that short.
+//!
+//! A wake that brings no work (the driver's own eventfd after token releases, a timer
+//! moved earlier from another thread, a watchdog look) does not end the idle period:
+//! the scheduler keeps its start and sleeps again (after one poll, the window having
+//! passed), and the period is measured when work comes. Before, such a wake counted as
+//! a short idle period and reopened the window: 64 sockets dropped from another thread
+//! every 6 ms kept a 10 ms window spinning through most of every 30 ms timer gap
+//! (`tests/rt_spin.rs`, `wakes_without_work_do_not_reopen_the_window`). Work that
+//! runs between such a wake and the next idle period ends it unmeasured.
 //!
 //! A wake from another thread leaves the current-thread parker `NOTIFIED` after the
 //! loop has seen its work; the spin consumes it first (`Parker::take_held_unpark`), or
