@@ -79,6 +79,10 @@ pub(crate) struct Driver {
     /// Completed turns (`epoll_wait` returns): how the multi-thread watchdog sees that
     /// somebody is still polling for I/O.
     turns: AtomicU64,
+    /// Wakers woken by turns so far (written by the core holder only, like `turns`): an
+    /// idle scheduler tells a wake that delivered nothing (its eventfd after token
+    /// releases, events for sockets nobody awaits) from one that did (`spin.rs`).
+    delivered: AtomicU64,
 }
 
 /// A socket's registration with a driver: what `Evented` keeps.
@@ -146,6 +150,7 @@ impl Driver {
             time: TimeHandle::new(),
             shutdown: AtomicBool::new(false),
             turns: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
         }))
     }
 
@@ -194,6 +199,12 @@ impl Driver {
     /// it returns).
     pub(crate) fn turns(&self) -> u64 {
         self.turns.load(Ordering::Relaxed)
+    }
+
+    /// How many wakers the turns so far have woken (tasks, and threads in `block_on` or
+    /// awaiting a `JoinHandle`). Exact for the thread that holds or last held the core.
+    pub(crate) fn delivered(&self) -> u64 {
+        self.delivered.load(Ordering::Relaxed)
     }
 
     /// Adds the directions of `interest` to `reg` (`epoll_ctl(MOD)`). epoll re-checks
@@ -264,6 +275,10 @@ impl Driver {
             }
         }
         self.time.process(wake);
+        if !wake.is_empty() {
+            self.delivered
+                .store(self.delivered.load(Ordering::Relaxed).wrapping_add(wake.len() as u64), Ordering::Relaxed);
+        }
         wake_all(wake);
     }
 

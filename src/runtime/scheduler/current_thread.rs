@@ -381,17 +381,22 @@ fn drive<F: Future>(shared: &Arc<Shared>, mut future: Pin<&mut F>) -> F::Output 
                     continue;
                 }
             }
+            let delivered = shared.driver.delivered();
             let slept = shared.parker.park_held(None, |timeout| shared.driver.turn(core, timeout, || {}));
             // Not after a pending unpark's zero-timeout turn: the wake it consumed came
             // before (it is what ended the last idle period), and counting the turn as a
             // short idle period would reopen the window after every wake from another
             // thread.
             if let (true, Some(start)) = (slept, idle_since) {
-                if main.woken.load(Ordering::Acquire) || has_tasks(shared, &local) {
+                if main.woken.load(Ordering::Acquire)
+                    || has_tasks(shared, &local)
+                    || shared.driver.delivered() != delivered
+                {
                     spin.after_sleep(start.elapsed());
                 } else {
-                    // Woken without work (the driver's eventfd after token releases, a
-                    // timer moved): still the same idle period.
+                    // A wake that delivered nothing (the driver's eventfd after token
+                    // releases, events for sockets nobody awaits, a timer moved): still
+                    // the same idle period.
                     carried = Some(start);
                 }
             }

@@ -500,13 +500,16 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
                     }
                 }
                 stints.end(&shared.gate, shared.idle.others_idle());
+                let delivered = shared.driver.delivered();
                 park(&shared, &local, &mut searching, std::mem::take(&mut retiring));
                 if let Some(start) = idle_since {
-                    if searching || shared.has_work() || shared.is_shutdown() {
+                    if searching || shared.has_work() || shared.is_shutdown() || shared.driver.delivered() != delivered
+                    {
                         spin.after_sleep(start.elapsed());
                     } else {
-                        // Woken without work (the driver's eventfd after token releases,
-                        // a timer moved, a watchdog look): still the same idle period.
+                        // A wake that delivered nothing (the driver's eventfd after token
+                        // releases, events for sockets nobody awaits, a timer moved, a
+                        // watchdog look): still the same idle period.
                         carried = Some(start);
                     }
                 }

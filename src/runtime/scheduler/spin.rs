@@ -37,14 +37,18 @@
 //! and rarely sleeps. The CPU spent spinning is at
 //! most `max` per idle period, and only while idle periods are about that short.
 //!
-//! A wake that brings no work (the driver's own eventfd after token releases, a timer
-//! moved earlier from another thread, a watchdog look) does not end the idle period:
-//! the scheduler keeps its start and sleeps again (after one poll, the window having
-//! passed), and the period is measured when work comes. Before, such a wake counted as
-//! a short idle period and reopened the window: 64 sockets dropped from another thread
-//! every 6 ms kept a 10 ms window spinning through most of every 30 ms timer gap
-//! (`tests/rt_spin.rs`, `wakes_without_work_do_not_reopen_the_window`). Work that
-//! runs between such a wake and the next idle period ends it unmeasured.
+//! A wake that delivers nothing does not end the idle period: no task to run and no
+//! waker woken by the driver's turn (`Driver::delivered`), as with the driver's own
+//! eventfd after token releases, events for sockets nobody awaits, a timer moved
+//! earlier from another thread, or a watchdog look. The scheduler keeps the period's
+//! start and sleeps again (after one poll, the window having passed), and the period
+//! is measured when something comes. Before, such a wake counted as a short idle
+//! period and reopened the window: 30 datagrams per 60 ms timer gap on a socket nobody
+//! awaited kept a 10 ms window spinning through the whole gap, 1.07 s of CPU in 1.2 s
+//! (now 35–48 ms; `tests/rt_spin.rs`, `*wakes_without_work_do_not_reopen_the_window`).
+//! A waker woken on another thread (a multi-thread worker's turn that wakes the
+//! `block_on` thread) counts as delivered: a spin catches such events sooner too. Work
+//! that runs between such a wake and the next idle period ends the period unmeasured.
 //!
 //! A wake from another thread leaves the current-thread parker `NOTIFIED` after the
 //! loop has seen its work; the spin consumes it first (`Parker::take_held_unpark`), or
