@@ -1,4 +1,4 @@
-//! `lookup_host` (blocking pool inside a runtime, a plain thread outside), `connect_host`
+//! `lookup_host` (blocking pool inside a runtime, a process-wide fallback pool outside), `connect_host`
 //! (tries every address), `connect` with a host name, and bad input.
 
 mod support;
@@ -53,6 +53,33 @@ fn lookup_outside_a_runtime() {
     assert!(addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 53));
     let err = futures_executor::block_on(lookup_host("", 53)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
+}
+
+/// Lookups outside a runtime share the fallback pool: a burst of concurrent ones starts
+/// at most its 16 threads, not one each, and a thread outlives its lookup to serve the
+/// next (before, each lookup started a thread that exited with it).
+#[test]
+fn lookups_outside_a_runtime_share_a_pool() {
+    support::with_timeout(30, || {
+        let lookups: Vec<_> =
+            (0..40).map(|_| std::thread::spawn(|| futures_executor::block_on(lookup_host("localhost", 80)))).collect();
+        let mut most = 0;
+        while !lookups.iter().all(std::thread::JoinHandle::is_finished) {
+            most = most.max(support::threads_named("blitz-io-lookup"));
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        for l in lookups {
+            assert!(l.join().unwrap().unwrap().iter().all(|a| a.ip().is_loopback()));
+        }
+        assert!(most <= 16, "{most} lookup threads for 40 concurrent lookups");
+        for _ in 0..5 {
+            futures_executor::block_on(lookup_host("localhost", 80)).unwrap();
+        }
+        // Kept alive (10 s) for the next lookup.
+        std::thread::sleep(Duration::from_millis(100));
+        let idle = support::threads_named("blitz-io-lookup");
+        assert!((1..=16).contains(&idle), "{idle} lookup threads kept after the lookups");
+    });
 }
 
 #[blitz_io::test]

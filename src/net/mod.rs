@@ -151,8 +151,9 @@ fn host_and_port(s: &str) -> Option<(&str, u16)> {
 /// blocking the task: the system resolver runs on the runtime's blocking pool.
 ///
 /// Outside a blitz-io runtime (another executor, `futures::executor::block_on`) the
-/// lookup runs on a short-lived plain thread instead, and the future is woken when it
-/// finishes. A numeric `host` never touches the network.
+/// lookup runs on a process-wide fallback pool instead (at most 16 threads, named
+/// `blitz-io-lookup`, each exiting after 10 s without work), and the future is woken
+/// when it finishes. A numeric `host` never touches the network.
 ///
 /// # Errors
 ///
@@ -182,7 +183,7 @@ pub async fn lookup_host(host: &str, port: u16) -> io::Result<Vec<Address>> {
     let host = host.to_owned();
     match crate::runtime::Handle::try_current() {
         Ok(handle) => handle.spawn_blocking(move || resolve(&host, port)).await?,
-        Err(_) => on_thread(move || resolve(&host, port))?.await,
+        Err(_) => on_fallback_pool(move || resolve(&host, port))?.await,
     }
 }
 
@@ -230,15 +231,16 @@ async fn connect_each(addrs: Vec<Address>, host: &str) -> io::Result<TcpStream> 
         .unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("host {host:?} resolved to no addresses"))))
 }
 
-/// The result slot shared by [`on_thread`]'s thread and its future.
+/// The result slot shared by [`on_fallback_pool`]'s thread and its future.
 type Slot<T> = Arc<Mutex<(Option<T>, Option<Waker>)>>;
 
-/// Runs `f` on a new plain thread; the returned future resolves to its result. Used by
-/// [`lookup_host`] outside a runtime, where there is no blocking pool.
-fn on_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> io::Result<ThreadResult<T>> {
+/// Runs `f` on the process-wide fallback blocking pool (`runtime::blocking::fallback`);
+/// the returned future resolves to its result. Used by [`lookup_host`] outside a
+/// runtime, where there is no runtime's blocking pool.
+fn on_fallback_pool<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> io::Result<ThreadResult<T>> {
     let slot: Slot<T> = Arc::new(Mutex::new((None, None)));
     let theirs = slot.clone();
-    std::thread::Builder::new().name("blitz-io-lookup".into()).spawn(move || {
+    crate::runtime::blocking::fallback().spawn(Box::new(move || {
         let value = f();
         let waker = {
             let mut s = theirs.lock().unwrap_or_else(PoisonError::into_inner);
@@ -248,11 +250,11 @@ fn on_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> io::R
         if let Some(w) = waker {
             w.wake();
         }
-    })?;
+    }))?;
     Ok(ThreadResult { slot })
 }
 
-/// Future of [`on_thread`].
+/// Future of [`on_fallback_pool`].
 struct ThreadResult<T> {
     slot: Slot<T>,
 }

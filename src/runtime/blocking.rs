@@ -106,7 +106,7 @@ use std::fmt;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -536,6 +536,26 @@ impl fmt::Debug for BlockingPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BlockingPool").field("inner", &self.inner).finish()
     }
+}
+
+/// Most threads of the [`fallback`] pool at once.
+const FALLBACK_MAX_THREADS: usize = 16;
+
+/// The process-wide pool for blocking work started outside any blitz-io runtime
+/// (`net::lookup_host` polled by another executor), created on first use. It is never
+/// shut down; its threads, named `blitz-io-lookup`, exit after the default keep-alive
+/// (10 s) without work, so an idle process keeps none. Before, each such lookup started
+/// a thread of its own.
+pub(crate) fn fallback() -> BlockingSpawner {
+    static POOL: OnceLock<BlockingPool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        BlockingPool::new(PoolConfig {
+            max_threads: FALLBACK_MAX_THREADS,
+            thread_name: Arc::new(|| "blitz-io-lookup".to_owned()),
+            ..PoolConfig::default()
+        })
+    })
+    .handle()
 }
 
 impl BlockingSpawner {
