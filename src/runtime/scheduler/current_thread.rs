@@ -350,6 +350,10 @@ fn drive<F: Future>(shared: &Arc<Shared>, mut future: Pin<&mut F>) -> F::Output 
             ran += 1;
         }
         since_turn += ran;
+        if ran > 0 || polled_main {
+            // Work ended an idle period that a wake without work left open (unmeasured).
+            carried = None;
+        }
         if ran == EVENT_INTERVAL || main.woken.load(Ordering::Acquire) || has_tasks(shared, &local) {
             // Still busy. Every EVENT_INTERVAL units of work, pick up I/O readiness and
             // due timers without blocking, so neither the tasks nor the main future can
@@ -361,9 +365,8 @@ fn drive<F: Future>(shared: &Arc<Shared>, mut future: Pin<&mut F>) -> F::Output 
         } else {
             since_turn = 0;
             // Idle: spin through a short gap (`spin.rs`), else sleep in the driver. An
-            // idle period that a wake without work left open goes on, unless work ran
-            // since (it ended then, unmeasured).
-            let resumed = carried.take().filter(|_| ran == 0 && !polled_main);
+            // idle period that a wake without work left open goes on.
+            let resumed = carried.take();
             let idle_since = resumed.or_else(|| spin.begin_idle());
             if let Some(start) = idle_since.filter(|_| spin.window() > Duration::ZERO) {
                 // A pending unpark (typically the wake that ended the last idle period,
@@ -378,6 +381,10 @@ fn drive<F: Future>(shared: &Arc<Shared>, mut future: Pin<&mut F>) -> F::Output 
                     shared.driver.turn(core, Some(Duration::ZERO), || {});
                     main.woken.load(Ordering::Acquire) || has_tasks(shared, &local)
                 }) {
+                    if resumed.is_some() {
+                        // The period began before a sleep: it ends here, measured.
+                        spin.after_sleep(start.elapsed());
+                    }
                     continue;
                 }
             }

@@ -114,9 +114,10 @@
 //! too. (A review found both: two long computations spawned together ran one after
 //! the other, the second 20–60 ms late, until the sleeper's watchdog; a 200-timer
 //! batch was shared after 47 ms instead of 0.3 ms. `tests/rt_spin.rs` holds both.)
-//! The plain searcher's notify (`end_search`, after it took its task) is not used
-//! here: the spinner has not taken its task yet, so a single spawn would then wake the
-//! sleeper every time.
+//! The plain searcher's notify (`end_search`, after it took its task) is not used for
+//! a worker that searched only for its spin: it has not taken its task yet, so a single
+//! spawn would then wake the sleeper every time. (A worker that was already a searcher
+//! before it spun stays one, and `end_search` runs when it takes its task.)
 //!
 //! Measured (`scripts/ab-servers.sh`, churn with 16 connections in flight, 2 workers):
 //! taking remote spawns while spinning gained 6% over spinning as a non-searcher (8
@@ -478,10 +479,12 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
                 }
                 // The last awake worker spins through a short gap before it sleeps in
                 // the driver (`spin.rs`).
-                let idle_since = if !retiring && shared.idle.others_idle() {
-                    carried.take().or_else(|| spin.begin_idle())
+                let resumed = carried.take().filter(|_| !retiring && shared.idle.others_idle());
+                let idle_since = if resumed.is_some() {
+                    resumed
+                } else if !retiring && shared.idle.others_idle() {
+                    spin.begin_idle()
                 } else {
-                    carried = None;
                     None
                 };
                 if let Some(start) = idle_since.filter(|_| spin.window() > Duration::ZERO) {
@@ -496,12 +499,16 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
                             searching = false;
                             end_spin_search(&shared, &local);
                         }
+                        if resumed.is_some() {
+                            // The period began before a sleep: it ends here, measured.
+                            spin.after_sleep(start.elapsed());
+                        }
                         continue;
                     }
                 }
                 stints.end(&shared.gate, shared.idle.others_idle());
                 let delivered = shared.driver.delivered();
-                park(&shared, &local, &mut searching, std::mem::take(&mut retiring));
+                let notified = park(&shared, &local, &mut searching, std::mem::take(&mut retiring));
                 if let Some(start) = idle_since {
                     if searching || shared.has_work() || shared.is_shutdown() || shared.driver.delivered() != delivered
                     {
@@ -513,8 +520,10 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
                         carried = Some(start);
                     }
                 }
-                if searching {
-                    // Woken by a notify: a helper; measure whether it gets a CPU.
+                if notified {
+                    // Woken by a notify: a helper; measure whether it gets a CPU. (Not a
+                    // worker that found work at park step 3 by itself: it searches, but
+                    // it never slept, and nobody asked it to help.)
                     stints.begin();
                 }
             }
@@ -614,7 +623,11 @@ fn steal_others(shared: &Shared, me: usize, dest: &Worker<Runnable>, tick: u32) 
 ///
 /// A `retiring` worker's step 3 looks at the injector only, not at the other workers'
 /// local queues (their owners are awake; see `cpu_gate.rs` for why that is safe).
-fn park(shared: &Shared, local: &Local, searching: &mut bool, retiring: bool) {
+///
+/// Returns whether a notifier chose this worker (it is then a searcher on the
+/// notifier's behalf, and a helper for the CPU gate). A worker that returns at step 3
+/// searches too, but chose itself unless a notifier took it off the list first.
+fn park(shared: &Shared, local: &Local, searching: &mut bool, retiring: bool) -> bool {
     let index = local.index;
     let last = shared.idle.transition_to_parked(index, std::mem::take(searching));
     let work = if retiring { !shared.injector.is_empty() } else { shared.has_work() };
@@ -623,11 +636,12 @@ fn park(shared: &Shared, local: &Local, searching: &mut bool, retiring: bool) {
         // itself: pushes since step 1 may have skipped their notify because it still
         // searched, and the searcher's notify when it takes a task (`end_search`)
         // hands those on.
-        if shared.idle.unidle(index) {
+        let chose_itself = shared.idle.unidle(index);
+        if chose_itself {
             shared.idle.transition_to_searching();
         }
         *searching = true;
-        return;
+        return !chose_itself;
     }
     if last {
         // Every other worker sleeps: this one waits for I/O and timers in the driver. If
@@ -640,7 +654,7 @@ fn park(shared: &Shared, local: &Local, searching: &mut bool, retiring: bool) {
         });
         end_driver_delivery(shared, local);
         *searching = became_searcher;
-        return;
+        return became_searcher;
     }
     // Another worker is awake and turns the driver between its tasks.
     let mut timeout = WATCHDOG;
@@ -650,13 +664,11 @@ fn park(shared: &Shared, local: &Local, searching: &mut bool, retiring: bool) {
         if !shared.idle.is_idle(index) {
             // A notifier took this worker off the list: it searches on its behalf.
             *searching = true;
-            return;
+            return true;
         }
         if shared.is_shutdown() {
-            if !shared.idle.unidle(index) {
-                *searching = true;
-            }
-            return;
+            *searching = !shared.idle.unidle(index);
+            return *searching;
         }
         if shared.idle.all_idle() {
             // One of the others sleeps in the driver: nothing to watch.
@@ -673,14 +685,12 @@ fn park(shared: &Shared, local: &Local, searching: &mut bool, retiring: bool) {
         // is held, its holder is in `epoll_wait` and sees the I/O: keep sleeping.)
         if let Some(mut core) = shared.driver.try_lock_core() {
             // Leave `idle` before delivering, as in step 5.
-            if !shared.idle.unidle(index) {
-                *searching = true;
-            }
+            *searching = !shared.idle.unidle(index);
             local.in_driver.set(true);
             shared.driver.turn(&mut core, Some(Duration::ZERO), || {});
             drop(core);
             end_driver_delivery(shared, local);
-            return;
+            return *searching;
         }
     }
 }

@@ -22,8 +22,11 @@
 //! it sleep. The window adapts to how long the scheduler actually stays idle:
 //!
 //! * It starts at zero. After each sleep the idle time (the spin plus the sleep) is
-//!   compared with the limit `max` (a park that did not sleep, because an unpark was
-//!   pending, is not counted) ([`Builder::idle_spin`](crate::runtime::Builder::idle_spin)):
+//!   compared with the limit `max` ([`Builder::idle_spin`](crate::runtime::Builder::idle_spin)).
+//!   On the current-thread scheduler a park that did not sleep, because an unpark was
+//!   pending, is not counted; a multi-thread worker's park does not say whether it
+//!   slept, and one that returned at once with work (park step 3, a pending notify)
+//!   counts as a short idle period:
 //!   * at most `max`: work came soon after the spin gave up; a longer spin would have
 //!     caught it. The window doubles (from `max / 4`), up to `max`;
 //!   * above `max`: sleeping was right. The window halves, and drops to zero below
@@ -48,7 +51,9 @@
 //! (now 35–48 ms; `tests/rt_spin.rs`, `*wakes_without_work_do_not_reopen_the_window`).
 //! A waker woken on another thread (a multi-thread worker's turn that wakes the
 //! `block_on` thread) counts as delivered: a spin catches such events sooner too. Work
-//! that runs between such a wake and the next idle period ends the period unmeasured.
+//! that runs between such a wake and the next idle period ends the period unmeasured;
+//! a spin from the kept start that finds work ends it measured (it began before a
+//! sleep, so "a spin that finds work leaves the window" does not apply).
 //!
 //! A wake from another thread leaves the current-thread parker `NOTIFIED` after the
 //! loop has seen its work; the spin consumes it first (`Parker::take_held_unpark`), or
