@@ -495,19 +495,9 @@ impl From<([u16; 8], u16)> for Address {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn resolve(host: &str, port: u16) -> io::Result<Vec<Address>> {
-    if host.is_empty() {
-        return Err(invalid_input("empty host name: expected a name such as \"example.com\" or an IP address"));
+    if let Some(answer) = resolve_without_dns(host, port) {
+        return answer;
     }
-    if let Some(addr) = numeric_host(host, port) {
-        return Ok(vec![addr]);
-    }
-    if host.contains(':') {
-        return Err(invalid_input(format!(
-            "host {host:?} contains ':' but is not an IPv6 address; pass the host name \
-             alone and the port as the second argument"
-        )));
-    }
-    check_host_name(host)?;
     let found = (host, port).to_socket_addrs().map_err(|e| {
         // Keep the kind (and an OS error as it is); add which name failed, which the
         // resolver's own message does not say.
@@ -527,6 +517,25 @@ pub fn resolve(host: &str, port: u16) -> io::Result<Vec<Address>> {
         return Err(io::Error::new(io::ErrorKind::NotFound, format!("host {host:?} resolved to no addresses")));
     }
     Ok(addrs)
+}
+
+/// What [`resolve`] answers without asking the resolver: a numeric host's address, or
+/// `InvalidInput` for a host no resolver could look up. `None`: a name to look up.
+/// (`lookup_host` answers these on the calling thread, without a blocking job.)
+pub(crate) fn resolve_without_dns(host: &str, port: u16) -> Option<io::Result<Vec<Address>>> {
+    if host.is_empty() {
+        return Some(Err(invalid_input("empty host name: expected a name such as \"example.com\" or an IP address")));
+    }
+    if let Some(addr) = numeric_host(host, port) {
+        return Some(Ok(vec![addr]));
+    }
+    if host.contains(':') {
+        return Some(Err(invalid_input(format!(
+            "host {host:?} contains ':' but is not an IPv6 address; pass the host name \
+             alone and the port as the second argument"
+        ))));
+    }
+    check_host_name(host).err().map(Err)
 }
 
 /// `InvalidInput` for a host name that no resolver could look up, saying why: a

@@ -152,8 +152,13 @@ fn host_and_port(s: &str) -> Option<(&str, u16)> {
 ///
 /// Outside a blitz-io runtime (another executor, `futures::executor::block_on`) the
 /// lookup runs on a process-wide fallback pool instead (at most 16 threads, named
-/// `blitz-io-lookup`, each exiting after 10 s without work), and the future is woken
-/// when it finishes. A numeric `host` never touches the network.
+/// `blitz-io-lookup`, each exiting after 10 s without work; lookups beyond 16 wait in
+/// its queue), and the future is woken when it finishes. A numeric `host`, and a host
+/// no resolver could look up, are answered at once, without a blocking job.
+///
+/// # Panics
+///
+/// Never: a resolver that panics (outside a runtime) gives an error instead.
 ///
 /// # Errors
 ///
@@ -162,8 +167,9 @@ fn host_and_port(s: &str) -> Option<(&str, u16)> {
 ///
 /// # Cancel safety
 ///
-/// Cancel safe: dropping the future abandons the result (the lookup already running on
-/// its thread finishes in the background).
+/// Cancel safe: dropping the future abandons the result (a lookup already running on
+/// its thread finishes in the background; outside a runtime, one still queued is
+/// skipped).
 ///
 /// # Examples
 ///
@@ -180,6 +186,10 @@ fn host_and_port(s: &str) -> Option<(&str, u16)> {
 /// # }).unwrap();
 /// ```
 pub async fn lookup_host(host: &str, port: u16) -> io::Result<Vec<Address>> {
+    // A numeric host, or one no resolver could look up: answered here, with no job.
+    if let Some(answer) = addr::resolve_without_dns(host, port) {
+        return answer;
+    }
     let host = host.to_owned();
     match crate::runtime::Handle::try_current() {
         Ok(handle) => handle.spawn_blocking(move || resolve(&host, port)).await?,
@@ -236,12 +246,20 @@ type Slot<T> = Arc<Mutex<(Option<T>, Option<Waker>)>>;
 
 /// Runs `f` on the process-wide fallback blocking pool (`runtime::blocking::fallback`);
 /// the returned future resolves to its result. Used by [`lookup_host`] outside a
-/// runtime, where there is no runtime's blocking pool.
-fn on_fallback_pool<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> io::Result<ThreadResult<T>> {
-    let slot: Slot<T> = Arc::new(Mutex::new((None, None)));
+/// runtime, where there is no runtime's blocking pool. A job whose future was dropped
+/// before it started is skipped; a panic in `f` becomes an error.
+fn on_fallback_pool<R: Send + 'static>(
+    f: impl FnOnce() -> io::Result<R> + Send + 'static,
+) -> io::Result<ThreadResult<io::Result<R>>> {
+    let slot: Slot<io::Result<R>> = Arc::new(Mutex::new((None, None)));
     let theirs = slot.clone();
     crate::runtime::blocking::fallback().spawn(Box::new(move || {
-        let value = f();
+        if Arc::strong_count(&theirs) == 1 {
+            // The future is gone: nobody wants the answer.
+            return;
+        }
+        let value = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+            .unwrap_or_else(|_| Err(io::Error::other("the resolver panicked")));
         let waker = {
             let mut s = theirs.lock().unwrap_or_else(PoisonError::into_inner);
             s.0 = Some(value);
@@ -301,5 +319,67 @@ mod tests {
             assert_eq!(err.kind(), io::ErrorKind::NotFound);
             assert!(err.to_string().contains("nohost"), "{err}");
         });
+    }
+
+    /// Runs `f` on a plain thread and waits for it at most `secs` seconds (a hang fails).
+    fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(secs)).expect("timed out")
+    }
+
+    /// Outside a runtime, with every fallback thread busy: a numeric host is answered at
+    /// once (no job), and a lookup whose future was dropped while queued is skipped.
+    #[test]
+    fn fallback_pool_full_numeric_answered_abandoned_skipped() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::time::{Duration, Instant};
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let held = Arc::new(Mutex::new(held));
+        let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        // More than the pool's 16 threads (other tests may hold some): all busy.
+        for _ in 0..20 {
+            let (held, started) = (held.clone(), started.clone());
+            crate::runtime::blocking::fallback()
+                .spawn(Box::new(move || {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    let _ = held.lock().unwrap_or_else(PoisonError::into_inner).recv_timeout(Duration::from_secs(5));
+                }))
+                .unwrap();
+        }
+        let t = Instant::now();
+        while started.load(Ordering::SeqCst) < 1 && t.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let t = Instant::now();
+        let addrs = within(10, || futures_executor::block_on(lookup_host("127.0.0.1", 80))).unwrap();
+        assert_eq!(addrs, vec![Address::loopback_v4(80)]);
+        assert!(t.elapsed() < Duration::from_millis(500), "numeric lookup waited {:?}", t.elapsed());
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = ran.clone();
+        let abandoned = on_fallback_pool(move || {
+            flag.store(true, Ordering::SeqCst);
+            Ok(())
+        })
+        .unwrap();
+        drop(abandoned);
+        // Let the busy jobs go; then a lookup queued behind the abandoned one completes.
+        drop(release);
+        let addrs = within(20, || futures_executor::block_on(lookup_host("localhost", 80))).unwrap();
+        assert!(addrs.iter().all(|a| a.ip().is_loopback()));
+        assert!(!ran.load(Ordering::SeqCst), "a job whose future was dropped ran");
+    }
+
+    /// A resolver that panics (outside a runtime) gives an error, not a future that
+    /// never completes.
+    #[test]
+    fn fallback_job_panic_is_an_error() {
+        let r = within(10, || {
+            futures_executor::block_on(on_fallback_pool(|| -> io::Result<u32> { panic!("test panic") }).unwrap())
+        });
+        let err = r.unwrap_err();
+        assert!(err.to_string().contains("panicked"), "{err}");
     }
 }

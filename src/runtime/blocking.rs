@@ -106,7 +106,7 @@ use std::fmt;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -544,18 +544,34 @@ const FALLBACK_MAX_THREADS: usize = 16;
 /// The process-wide pool for blocking work started outside any blitz-io runtime
 /// (`net::lookup_host` polled by another executor), created on first use. It is never
 /// shut down; its threads, named `blitz-io-lookup`, exit after the default keep-alive
-/// (10 s) without work, so an idle process keeps none. Before, each such lookup started
-/// a thread of its own.
+/// (10 s) without work, so an idle process keeps none. Jobs beyond its 16 threads wait
+/// in its queue. Before, each such lookup started a thread of its own.
+///
+/// A child process forked after the pool started gets a new pool: it inherits the
+/// pool's state (idle threads counted) but none of its threads, and a job handed to
+/// those would never run. The old state is leaked in the child, not dropped: dropping
+/// it would wait for threads that do not exist there. (A fork while another thread
+/// holds this function's lock, a few instructions long, would leave the child's first
+/// lookup waiting on it, as with any lock held across `fork`.)
 pub(crate) fn fallback() -> BlockingSpawner {
-    static POOL: OnceLock<BlockingPool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        BlockingPool::new(PoolConfig {
-            max_threads: FALLBACK_MAX_THREADS,
-            thread_name: Arc::new(|| "blitz-io-lookup".to_owned()),
-            ..PoolConfig::default()
-        })
-    })
-    .handle()
+    static POOL: Mutex<Option<(u32, BlockingPool)>> = Mutex::new(None);
+    let pid = std::process::id();
+    let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((owner, p)) = &*pool {
+        if *owner == pid {
+            return p.handle();
+        }
+    }
+    let fresh = BlockingPool::new(PoolConfig {
+        max_threads: FALLBACK_MAX_THREADS,
+        thread_name: Arc::new(|| "blitz-io-lookup".to_owned()),
+        ..PoolConfig::default()
+    });
+    let spawner = fresh.handle();
+    if let Some((_, inherited)) = pool.replace((pid, fresh)) {
+        std::mem::forget(inherited);
+    }
+    spawner
 }
 
 impl BlockingSpawner {

@@ -953,37 +953,49 @@ fn fmt_num(v: f64) -> String {
 }
 
 /// How the load generator was checked, from the 64-byte echo at 50 connections: what
-/// it costs per round trip against each single-threaded server (the same work whatever
-/// the server), against what the hand-written mio server loop, the practical ceiling of
-/// a server, costs per round trip; and the fastest rate it drove.
+/// it costs per round trip against each single-threaded server, beside what the
+/// hand-written mio server loop (the leanest server) costs; how busy its core was
+/// (rate × CPU per round trip); and how far apart the rates it drove are.
 fn loadgen_check(recs: &[Rec], contenders: &[String]) -> Option<String> {
     const W: &str = "echo-64-c50";
-    let single: Vec<&String> = contenders.iter().filter(|c| !c.ends_with("-mt")).collect();
-    let lg: Vec<f64> = single.iter().filter_map(|c| median(&vals(recs, W, c, "loadgen_cpu_us_per_rt"))).collect();
     let mio_srv = median(&vals(recs, W, "mio", "server_cpu_us_per_rt"))?;
-    let fastest = single
+    // (contender, rate, load generator CPU µs per round trip)
+    let rows: Vec<(&str, f64, f64)> = contenders
         .iter()
-        .filter_map(|c| median(&vals(recs, W, c, "rps")).map(|v| (v, c.as_str())))
-        .fold(None, |best: Option<(f64, &str)>, x| if best.is_some_and(|b| b.0 >= x.0) { best } else { Some(x) })?;
-    let slowest = single.iter().filter_map(|c| median(&vals(recs, W, c, "rps"))).fold(f64::INFINITY, f64::min);
-    let (lo, hi) = lg.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-    if lg.is_empty() {
+        .filter(|c| !c.ends_with("-mt"))
+        .filter_map(|c| {
+            let rps = median(&vals(recs, W, c, "rps"))?;
+            let lg = median(&vals(recs, W, c, "loadgen_cpu_us_per_rt"))?;
+            Some((c.as_str(), rps, lg))
+        })
+        .collect();
+    if rows.len() < 2 {
         return None;
     }
+    let range = |f: &dyn Fn(&(&str, f64, f64)) -> f64| {
+        rows.iter().map(f).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)))
+    };
+    let (lg_lo, lg_hi) = range(&|r| r.2);
+    let (busy_lo, busy_hi) = range(&|r| r.1 * r.2 / 1e4);
+    let fastest = rows.iter().fold(rows[0], |b, r| if r.1 > b.1 { *r } else { b });
+    let slowest = rows.iter().fold(rows[0], |b, r| if r.1 < b.1 { *r } else { b });
     Some(format!(
-        "- load generator check (`{W}`): it spends {}–{} µs of CPU per round trip against the single-threaded \
-         servers (the same system calls whatever the server; the CPU varies with how often the server makes \
-         it wait), where the hand-written mio server loop spends {} µs: it is as lean as the leanest server, \
-         each side paying about half of the kernel's loopback work. It drove {} round trips/s against the \
-         fastest server ({}), {:.2}× the slowest single-threaded one, so the servers set the differences. On \
-         2 cores both sides run near 100% of their CPU at 50 and 500 connections: absolute rates are those of \
-         the pair, not of the server alone.",
-        fmt_num(lo),
-        fmt_num(hi),
+        "- load generator check (`{W}`, single-threaded servers): it spends {}–{} µs of CPU per round trip \
+         (its system calls are the same whatever the server; its CPU varies with how often the server makes it \
+         wait), {:.2}–{:.2}× the {} µs the hand-written mio server loop spends, and its core was {:.0}–{:.0}% \
+         busy. It drove {} round trips/s against the fastest ({}) and {} against the slowest ({}), {:.2}× apart.",
+        fmt_num(lg_lo),
+        fmt_num(lg_hi),
+        lg_lo / mio_srv,
+        lg_hi / mio_srv,
         fmt_num(mio_srv),
-        fmt_num(fastest.0),
-        fastest.1,
-        fastest.0 / slowest
+        busy_lo,
+        busy_hi,
+        fmt_num(fastest.1),
+        fastest.0,
+        fmt_num(slowest.1),
+        slowest.0,
+        fastest.1 / slowest.1
     ))
 }
 
