@@ -98,6 +98,11 @@ fn current(spin: Duration) -> Runtime {
     Builder::new_current_thread().idle_spin(spin).build().unwrap()
 }
 
+/// A multi-thread runtime of `workers` whose threads are called `name`.
+fn multi(workers: usize, name: &str, spin: Duration) -> Runtime {
+    Builder::new_multi_thread().worker_threads(workers).thread_name(name).idle_spin(spin).build().unwrap()
+}
+
 #[test]
 fn current_thread_spins_through_short_gaps() {
     with_timeout(60, || {
@@ -119,7 +124,7 @@ fn multi_thread_last_worker_spins_through_short_gaps() {
         let mut counts = Vec::new();
         for spin in [Duration::ZERO, Duration::from_millis(10)] {
             let name = unique_name("spin");
-            let rt = Builder::new_multi_thread().worker_threads(1).thread_name(&name).idle_spin(spin).build().unwrap();
+            let rt = multi(1, &name, spin);
             let dir = thread_dir(&name);
             counts.push(sleeps_while_receiving(&rt, Some(&dir)));
         }
@@ -139,12 +144,7 @@ fn multi_thread_spinner_takes_remote_spawns() {
     with_timeout(60, || {
         let _s = serial();
         let name = unique_name("spin");
-        let rt = Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name(&name)
-            .idle_spin(Duration::from_millis(10))
-            .build()
-            .unwrap();
+        let rt = multi(2, &name, Duration::from_millis(10));
         assert!(eventually(Duration::from_secs(10), || threads_named(&name) == 2), "workers did not start");
         let workers_sleeps = || -> u64 { thread_dirs_named(&name).iter().map(|d| sleeps(d)).sum() };
         let handle = rt.handle().clone();
@@ -463,12 +463,7 @@ fn multi_thread_wakes_without_work_do_not_reopen_the_window() {
     with_timeout(60, || {
         let _s = serial();
         let name = unique_name("spin");
-        let rt = Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name(&name)
-            .idle_spin(Duration::from_millis(10))
-            .build()
-            .unwrap();
+        let rt = multi(1, &name, Duration::from_millis(10));
         let dir = thread_dir(&name);
         let used = cpu_in_gaps_with_wakes_without_work(&rt, Some(&dir));
         assert!(used < Duration::from_millis(150), "{used:?} worker CPU in timer gaps of 60 ms");
