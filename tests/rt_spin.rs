@@ -185,19 +185,10 @@ fn builder_rejects_an_idle_spin_over_10_ms() {
 
 /// Opens the window (bytes `GAP` apart on a Unix socket, read by a task), then, in the
 /// *same* `block_on` (the window lives in `drive`'s frame: a new `block_on` starts with
-/// it closed), waits GAPS gaps of 20 ms that end with `wait` and returns the driving
-/// thread's CPU time over them.
-fn cpu_in_long_gaps_after_opening<W, F>(rt: &Runtime, wait: W) -> Duration
-where
-    W: FnMut() -> F,
-    F: std::future::Future<Output = ()>,
-{
-    cpu_of_in_long_gaps_after_opening(rt, None, wait)
-}
-
-/// As [`cpu_in_long_gaps_after_opening`], for the thread at `dir` (`None`: the driving
-/// thread of a current-thread `block_on`, the caller).
-fn cpu_of_in_long_gaps_after_opening<W, F>(rt: &Runtime, dir: Option<&str>, mut wait: W) -> Duration
+/// it closed), waits GAPS gaps that end with `wait` and returns the CPU time over them
+/// of the thread at `dir` (`None`: the driving thread of a current-thread `block_on`,
+/// the caller).
+fn cpu_in_long_gaps_after_opening<W, F>(rt: &Runtime, dir: Option<&str>, mut wait: W) -> Duration
 where
     W: FnMut() -> F,
     F: std::future::Future<Output = ()>,
@@ -229,7 +220,7 @@ fn timer_gaps_close_the_window_in_one_block_on() {
     with_timeout(60, || {
         let _s = serial();
         let rt = current(Duration::from_millis(10));
-        let used = cpu_in_long_gaps_after_opening(&rt, || blitz_io::time::sleep(Duration::from_millis(20)));
+        let used = cpu_in_long_gaps_after_opening(&rt, None, || blitz_io::time::sleep(Duration::from_millis(20)));
         println!("{GAPS} timer gaps of 20 ms after the window opened: {used:?} CPU");
         assert!(used < Duration::from_millis(100), "{used:?} CPU in {GAPS} long gaps");
     });
@@ -246,7 +237,7 @@ fn remote_wake_gaps_close_the_window() {
     with_timeout(60, || {
         let _s = serial();
         let rt = current(Duration::from_millis(10));
-        let used = cpu_in_long_gaps_after_opening(&rt, || {
+        let used = cpu_in_long_gaps_after_opening(&rt, None, || {
             let (tx, rx) = oneshot::<()>();
             std::thread::spawn(move || {
                 std::thread::sleep(Duration::from_millis(20));
@@ -441,7 +432,7 @@ fn remote_gaps_over_the_limit_close_an_open_window() {
 }
 
 /// Wakes that bring no work do not end an idle period: after short gaps opened the
-/// window, 60 ms timer gaps in each of which 30 datagrams arrive 2 ms apart on sockets
+/// window, 60 ms timer gaps in each of which 30 datagrams arrive 2 ms apart on a socket
 /// registered with the runtime but awaited by nobody (each a readable event that wakes
 /// the driver and no task) must close it again. Counted as short idle periods, those
 /// wakes regrew the window after every halving, and the thread spun through most of
@@ -492,7 +483,7 @@ fn cpu_in_gaps_with_wakes_without_work(rt: &Runtime, dir: Option<&str>) -> Durat
         Ok(sent)
     });
     let mut calls = 0;
-    let used = cpu_of_in_long_gaps_after_opening(rt, dir, || {
+    let used = cpu_in_long_gaps_after_opening(rt, dir, || {
         calls += 1;
         if calls <= LONG_GAPS {
             // Registered here, in the runtime (a current-thread runtime's sockets made on

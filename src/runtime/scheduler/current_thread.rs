@@ -60,7 +60,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::fifo::Fifo;
 use super::spin::Spin;
@@ -324,8 +324,7 @@ fn drive<F: Future>(shared: &Arc<Shared>, mut future: Pin<&mut F>) -> F::Output 
     let mut tick: u32 = 0;
     let mut since_turn: u32 = 0;
     let mut spin = Spin::new(shared.idle_spin);
-    // The start of an idle period that a wake without work did not end (`spin.rs`).
-    let mut carried: Option<Instant> = None;
+    let work_ready = || main.woken.load(Ordering::Acquire) || has_tasks(shared, &local);
     loop {
         let mut polled_main = false;
         // Look before the swap: in a server the main future (an accept loop) is rarely
@@ -351,10 +350,9 @@ fn drive<F: Future>(shared: &Arc<Shared>, mut future: Pin<&mut F>) -> F::Output 
         }
         since_turn += ran;
         if ran > 0 || polled_main {
-            // Work ended an idle period that a wake without work left open (unmeasured).
-            carried = None;
+            spin.work_ran();
         }
-        if ran == EVENT_INTERVAL || main.woken.load(Ordering::Acquire) || has_tasks(shared, &local) {
+        if ran == EVENT_INTERVAL || work_ready() {
             // Still busy. Every EVENT_INTERVAL units of work, pick up I/O readiness and
             // due timers without blocking, so neither the tasks nor the main future can
             // starve the driver.
@@ -364,10 +362,8 @@ fn drive<F: Future>(shared: &Arc<Shared>, mut future: Pin<&mut F>) -> F::Output 
             }
         } else {
             since_turn = 0;
-            // Idle: spin through a short gap (`spin.rs`), else sleep in the driver. An
-            // idle period that a wake without work left open goes on.
-            let resumed = carried.take();
-            let idle_since = resumed.or_else(|| spin.begin_idle());
+            // Idle: spin through a short gap (`spin.rs`), else sleep in the driver.
+            let idle_since = spin.begin_idle();
             if let Some(start) = idle_since.filter(|_| spin.window() > Duration::ZERO) {
                 // A pending unpark (typically the wake that ended the last idle period,
                 // already seen by the loop) is consumed here, before the spin's turns and
@@ -379,12 +375,8 @@ fn drive<F: Future>(shared: &Arc<Shared>, mut future: Pin<&mut F>) -> F::Output 
                 shared.parker.take_held_unpark();
                 if spin.spin(start, || {
                     shared.driver.turn(core, Some(Duration::ZERO), || {});
-                    main.woken.load(Ordering::Acquire) || has_tasks(shared, &local)
+                    work_ready()
                 }) {
-                    if resumed.is_some() {
-                        // The period began before a sleep: it ends here, measured.
-                        spin.after_sleep(start.elapsed());
-                    }
                     continue;
                 }
             }
@@ -395,17 +387,7 @@ fn drive<F: Future>(shared: &Arc<Shared>, mut future: Pin<&mut F>) -> F::Output 
             // short idle period would reopen the window after every wake from another
             // thread.
             if let (true, Some(start)) = (slept, idle_since) {
-                if main.woken.load(Ordering::Acquire)
-                    || has_tasks(shared, &local)
-                    || shared.driver.delivered() != delivered
-                {
-                    spin.after_sleep(start.elapsed());
-                } else {
-                    // A wake that delivered nothing (the driver's eventfd after token
-                    // releases, events for sockets nobody awaits, a timer moved): still
-                    // the same idle period.
-                    carried = Some(start);
-                }
+                spin.end_sleep(start, work_ready() || shared.driver.delivered() != delivered);
             }
         }
     }

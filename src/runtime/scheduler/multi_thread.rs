@@ -432,8 +432,6 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
     // The driver's turn count at this worker's last event interval.
     let mut seen_turns = shared.driver.turns();
     let mut spin = Spin::new(shared.idle_spin);
-    // The start of an idle period that a wake without work did not end (`spin.rs`).
-    let mut carried: Option<Instant> = None;
     while !shared.is_shutdown() {
         tick = tick.wrapping_add(1);
         if tick % EVENT_INTERVAL == 0 {
@@ -462,8 +460,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
         }
         match next_task(&shared, &local, tick, &mut lifo_polls, !retiring) {
             Some(task) => {
-                // Work ends an idle period left open (unmeasured).
-                carried = None;
+                spin.work_ran();
                 if searching {
                     searching = false;
                     end_search(&shared, &local);
@@ -479,12 +476,10 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
                 }
                 // The last awake worker spins through a short gap before it sleeps in
                 // the driver (`spin.rs`).
-                let resumed = carried.take().filter(|_| !retiring && shared.idle.others_idle());
-                let idle_since = if resumed.is_some() {
-                    resumed
-                } else if !retiring && shared.idle.others_idle() {
+                let idle_since = if !retiring && shared.idle.others_idle() {
                     spin.begin_idle()
                 } else {
+                    spin.work_ran();
                     None
                 };
                 if let Some(start) = idle_since.filter(|_| spin.window() > Duration::ZERO) {
@@ -494,14 +489,10 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
                     if !was_searching {
                         shared.idle.transition_to_searching();
                     }
-                    if spin_for_work(&shared, &local, &spin, start) {
+                    if spin_for_work(&shared, &local, &mut spin, start) {
                         if !was_searching {
                             searching = false;
                             end_spin_search(&shared, &local);
-                        }
-                        if resumed.is_some() {
-                            // The period began before a sleep: it ends here, measured.
-                            spin.after_sleep(start.elapsed());
                         }
                         continue;
                     }
@@ -510,15 +501,8 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, queue: Worker<Runnab
                 let delivered = shared.driver.delivered();
                 let notified = park(&shared, &local, &mut searching, std::mem::take(&mut retiring));
                 if let Some(start) = idle_since {
-                    if searching || shared.has_work() || shared.is_shutdown() || shared.driver.delivered() != delivered
-                    {
-                        spin.after_sleep(start.elapsed());
-                    } else {
-                        // A wake that delivered nothing (the driver's eventfd after token
-                        // releases, events for sockets nobody awaits, a timer moved, a
-                        // watchdog look): still the same idle period.
-                        carried = Some(start);
-                    }
+                    let brought = searching || shared.has_work() || shared.is_shutdown();
+                    spin.end_sleep(start, brought || shared.driver.delivered() != delivered);
                 }
                 if notified {
                     // Woken by a notify: a helper; measure whether it gets a CPU. (Not a
@@ -699,7 +683,7 @@ fn park(shared: &Shared, local: &Local, searching: &mut bool, retiring: bool) ->
 /// blocking until a task shows up anywhere or `spin`'s window has passed since `start`.
 /// Returns whether it found work (or shutdown began). Does not spin if the driver is
 /// busy: its holder is another worker about to wake up.
-fn spin_for_work(shared: &Shared, local: &Local, spin: &Spin, start: Instant) -> bool {
+fn spin_for_work(shared: &Shared, local: &Local, spin: &mut Spin, start: Instant) -> bool {
     let Some(mut core) = shared.driver.try_lock_core() else { return false };
     spin.spin(start, || {
         local.in_driver.set(true);

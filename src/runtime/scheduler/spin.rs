@@ -90,16 +90,28 @@ pub(crate) struct Spin {
     window_ns: u64,
     /// Idle periods left to pass unmeasured (see [`Spin::begin_idle`]).
     skip: u8,
+    /// The start of an idle period that a wake delivering nothing did not end
+    /// ([`Spin::end_sleep`]); the next [`Spin::begin_idle`] goes on with it.
+    kept: Option<Instant>,
+    /// Whether the current idle period is a kept one: it began before a sleep.
+    resumed: bool,
 }
 
 impl Spin {
     /// A window that grows up to `max` (zero: never spin).
     pub(crate) fn new(max: Duration) -> Spin {
-        Spin { max_ns: u64::try_from(max.as_nanos()).unwrap_or(u64::MAX), window_ns: 0, skip: 0 }
+        Spin {
+            max_ns: u64::try_from(max.as_nanos()).unwrap_or(u64::MAX),
+            window_ns: 0,
+            skip: 0,
+            kept: None,
+            resumed: false,
+        }
     }
 
     /// The scheduler ran out of work. Returns when the idle period started if it is to be
-    /// spun through or measured; `None`: sleep at once, without measuring.
+    /// spun through or measured; `None`: sleep at once, without measuring. A period kept
+    /// by [`Spin::end_sleep`] goes on: its start is returned.
     ///
     /// Measuring costs two clock reads per sleep (about 100 instructions with std's
     /// `Instant`, a sixth more per round trip on the 1-connection echo, where the server
@@ -108,6 +120,10 @@ impl Spin {
     /// to grow within a few sleeps of the gaps getting short.
     #[inline]
     pub(crate) fn begin_idle(&mut self) -> Option<Instant> {
+        self.resumed = self.kept.is_some();
+        if let Some(start) = self.kept.take() {
+            return Some(start);
+        }
         if self.max_ns == 0 {
             return None;
         }
@@ -122,6 +138,25 @@ impl Spin {
     #[inline]
     pub(crate) fn window(&self) -> Duration {
         Duration::from_nanos(self.window_ns)
+    }
+
+    /// Work ran before the scheduler went idle again: a kept idle period ended there,
+    /// unmeasured.
+    #[inline]
+    pub(crate) fn work_ran(&mut self) {
+        self.kept = None;
+    }
+
+    /// After a sleep of the idle period that began at `start`: `delivered` says whether
+    /// the wake brought anything (a task, or a waker woken by the driver's turn). If it
+    /// did, the period ends and adapts the window; if not, it is kept for the next
+    /// [`Spin::begin_idle`].
+    pub(crate) fn end_sleep(&mut self, start: Instant, delivered: bool) {
+        if delivered {
+            self.after_sleep(start.elapsed());
+        } else {
+            self.kept = Some(start);
+        }
     }
 
     /// Adapts the window after a sleep: `idle` is the time from the start of the spin
@@ -141,11 +176,15 @@ impl Spin {
 
     /// Polls with `poll` (one non-blocking driver turn, then whether work is there)
     /// until it reports work or the window has passed since `start`. Returns whether it
-    /// found work.
-    pub(crate) fn spin(&self, start: Instant, mut poll: impl FnMut() -> bool) -> bool {
+    /// found work. Work found in a kept idle period ends it measured: the period began
+    /// before a sleep, so "a spin that finds work leaves the window" does not apply.
+    pub(crate) fn spin(&mut self, start: Instant, mut poll: impl FnMut() -> bool) -> bool {
         let window = self.window();
         loop {
             if poll() {
+                if self.resumed {
+                    self.after_sleep(start.elapsed());
+                }
                 return true;
             }
             if start.elapsed() >= window {
@@ -218,6 +257,35 @@ mod tests {
         assert_eq!(s.window(), MAX / 4);
         assert!(s.begin_idle().is_some());
         assert!(s.begin_idle().is_some());
+    }
+
+    #[test]
+    fn a_period_kept_across_an_empty_wake_goes_on_until_work() {
+        let mut s = Spin::new(MAX);
+        s.after_sleep(Duration::ZERO);
+        assert_eq!(s.window(), MAX / 4);
+        let start = s.begin_idle().unwrap();
+        // A wake that delivered nothing: the same period goes on.
+        s.end_sleep(start, false);
+        assert_eq!(s.begin_idle(), Some(start));
+        // Work ran before the next idle period: the kept one is gone, unmeasured.
+        s.end_sleep(start, false);
+        s.work_ran();
+        assert_ne!(s.begin_idle(), Some(start));
+        assert_eq!(s.window(), MAX / 4);
+        // A kept period that a spin ends is measured: long here, so the window shrinks.
+        let old = Instant::now() - Duration::from_millis(1);
+        s.end_sleep(old, false);
+        assert_eq!(s.begin_idle(), Some(old));
+        assert!(s.spin(old, || true));
+        assert_eq!(s.window(), MAX / 8);
+        // A spin that finds work in a fresh period leaves the window as it is.
+        let fresh = s.begin_idle().unwrap();
+        assert!(s.spin(fresh, || true));
+        assert_eq!(s.window(), MAX / 8);
+        // A delivering wake ends the period measured.
+        s.end_sleep(Instant::now() - Duration::from_millis(1), true);
+        assert_eq!(s.window(), Duration::ZERO);
     }
 
     #[test]
